@@ -1,1 +1,72 @@
+//! Keystore, zone-file parsing and signing for kadns zones.
+//!
+//! A zone owner holds an ed25519 key ([`generate_key`], [`load_key`]), writes an
+//! ordinary RFC 1035 zone file ([`ParsedZone`]), and signs it ([`Signer`]) into
+//! one `kadns_record::SignedBundle` per owner name, ready to be stored in the
+//! DHT or written to a signed zone file ([`write_signed_file`]).
+//!
+//! Every sequence number is taken from the zone's [`ZoneState`], which makes
+//! sequences strictly increase across signings, restarts and clock steps. Keys
+//! and state are written durably before any function reports success.
+//!
+//! Errors say where and why: a zone-file problem is `path:line: reason`, and
+//! every problem of a zone is reported at once ([`ZoneError::Invalid`],
+//! [`SignError::Zone`]).
+//!
+//! ```
+//! use kadns_publisher::{Config, ParsedZone, Signer, generate_key, read_signed_file, write_signed_file};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let key_path = dir.path().join("example.key");
+//! let key = generate_key(&key_path)?;
+//!
+//! let zone_path = dir.path().join("example.zone");
+//! std::fs::write(&zone_path, "\
+//! $ORIGIN example.org.
+//! $TTL 3600
+//! @       IN  A     192.0.2.1
+//!         IN  MX    10 mail      ; mail.example.org.
+//! mail    IN  A     192.0.2.25
+//! www     IN  CNAME @
+//! ")?;
+//! let zone = ParsedZone::from_file(&zone_path, None)?;
+//!
+//! let signer = Signer::from_key_file(&key_path, &Config::default())?;
+//! let signed = signer.sign(&zone)?;
+//! assert_eq!(signed.zone_id(), key.zone_id());
+//! assert_eq!(signed.summary().names, 3);
+//!
+//! let out = dir.path().join("example.signed");
+//! write_signed_file(&out, signed.bundles())?;
+//! assert_eq!(read_signed_file(&out)?.len(), 3);
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+// Tests unwrap freely: a panic there is a failed test, not a crash.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod config;
+mod durable;
+mod error;
+mod keystore;
+mod lexer;
+mod signed_file;
+mod signer;
+mod state;
+mod zonefile;
+
+pub mod testing;
+
+pub use config::{Config, DEFAULT_VALIDITY_SECS};
+pub use error::{
+    EntryError, KeyError, ProblemKind, SignError, SignedFileError, StateError, ZoneError,
+    ZoneProblem,
+};
+pub use keystore::{KEY_FILE_HEADER, generate_key, load_key};
+pub use signed_file::{
+    SIGNED_FILE_MAGIC, SignedEntry, decode_signed_file, read_signed_file, write_signed_file,
+};
+pub use signer::{SignedZone, Signer, Summary};
+pub use state::{STATE_FILE_HEADER, ZoneState};
+pub use zonefile::{ParsedZone, ZoneRecord};

@@ -28,10 +28,11 @@ pub fn rebase_name(name: &Name, from: &Name, to: &Name) -> Result<Name, NameErro
         return Ok(name.clone());
     }
     let keep = usize::from(name.num_labels()) - usize::from(from.num_labels());
-    let mut relative = Name::from_labels(name.iter().take(keep)).map_err(|_| NameError::TooLong {
-        len: name.len(),
-        max: 255,
-    })?;
+    let mut relative =
+        Name::from_labels(name.iter().take(keep)).map_err(|_| NameError::TooLong {
+            len: name.len(),
+            max: 255,
+        })?;
     relative.set_fqdn(false);
     relative.append_domain(to).map_err(|_| NameError::TooLong {
         len: name.len() - from.len() + to.len(),

@@ -124,6 +124,9 @@ pub enum ContentError {
     /// A CNAME beside other data, or more than one CNAME (RFC 1034 §3.6.2).
     #[error("a CNAME must be the only record at its name")]
     CnameWithOtherData,
+    /// More than one SOA record (a zone has one, at its apex).
+    #[error("more than one SOA record")]
+    MultipleSoa,
 }
 
 /// Why a bundle could not be built and signed.

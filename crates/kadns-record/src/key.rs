@@ -128,7 +128,11 @@ impl ZoneKey {
 
 impl fmt::Debug for ZoneKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ZoneKey {{ zone: {}, secret: <redacted> }}", self.zone_id())
+        write!(
+            f,
+            "ZoneKey {{ zone: {}, secret: <redacted> }}",
+            self.zone_id()
+        )
     }
 }
 
@@ -141,8 +145,14 @@ mod tests {
         let id = ZoneKey::from_seed([9; 32]).zone_id().to_string();
         assert_eq!("abc".parse::<ZoneId>(), Err(ZoneIdError::Length { len: 3 }));
         let bad = format!("{}l{}", &id[..10], &id[11..]);
-        assert_eq!(bad.parse::<ZoneId>(), Err(ZoneIdError::Character { index: 10 }));
-        assert_eq!(format!("{id}.").parse::<ZoneId>().map(|z| z.to_string()), Ok(id));
+        assert_eq!(
+            bad.parse::<ZoneId>(),
+            Err(ZoneIdError::Character { index: 10 })
+        );
+        assert_eq!(
+            format!("{id}.").parse::<ZoneId>().map(|z| z.to_string()),
+            Ok(id)
+        );
         // All-zero bytes decode to the identity point: a weak key.
         assert_eq!("y".repeat(52).parse::<ZoneId>(), Err(ZoneIdError::WeakKey));
     }

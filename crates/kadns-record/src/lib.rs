@@ -32,7 +32,12 @@
 //! assert!(validate(&signed.dht_key(), &forged, 1_999_000_000).is_err());
 //! ```
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)
+)]
+// Tests unwrap freely: a panic there is a failed test, not a crash.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod apex;
 mod bundle;
@@ -45,9 +50,13 @@ mod rr;
 mod zbase32;
 
 pub use apex::{rebase_name, rebase_rdata};
-pub use bundle::{Bundle, FORMAT_VERSION, Freshness, SIGNATURE_TAG, SignedBundle, VerifiedBundle, validate};
+pub use bundle::{
+    Bundle, FORMAT_VERSION, Freshness, SIGNATURE_TAG, SignedBundle, VerifiedBundle, validate,
+};
 pub use dht_key::{DHT_KEY_TAG, DhtKey};
-pub use error::{ContentError, DecodeError, EncodeError, NameError, ValidateError, VerifyError, ZoneIdError};
+pub use error::{
+    ContentError, DecodeError, EncodeError, NameError, ValidateError, VerifyError, ZoneIdError,
+};
 pub use key::{ZONE_ID_LEN, ZoneId, ZoneKey};
 pub use limits::{MAX_BUNDLE_LEN, MAX_OWNER_LEN, MAX_RECORDS, MAX_TTL, MAX_VALIDITY};
 pub use owner::OwnerName;

@@ -167,7 +167,11 @@ mod tests {
     #[test]
     fn relative_names() {
         let apex = name("Example.KAD.");
-        assert!(OwnerName::relative_to(&name("example.kad."), &apex).unwrap().is_apex());
+        assert!(
+            OwnerName::relative_to(&name("example.kad."), &apex)
+                .unwrap()
+                .is_apex()
+        );
         let o = OwnerName::relative_to(&name("A.b.EXAMPLE.kad."), &apex).unwrap();
         assert_eq!(o.wire(), b"\x01a\x01b\x00");
         assert_eq!(o.to_string(), "a.b");
@@ -177,14 +181,35 @@ mod tests {
 
     #[test]
     fn wire_checks() {
-        assert_eq!(OwnerName::from_wire(b"\x03www\x00").unwrap().to_string(), "www");
-        assert_eq!(OwnerName::from_wire(b"\x03WWW\x00"), Err(NameError::NotCanonical));
-        assert_eq!(OwnerName::from_wire(b"\x03www"), Err(NameError::Unterminated));
-        assert_eq!(OwnerName::from_wire(b"\x05www\x00"), Err(NameError::Unterminated));
-        assert_eq!(OwnerName::from_wire(b"\x00\x00"), Err(NameError::TrailingBytes));
+        assert_eq!(
+            OwnerName::from_wire(b"\x03www\x00").unwrap().to_string(),
+            "www"
+        );
+        assert_eq!(
+            OwnerName::from_wire(b"\x03WWW\x00"),
+            Err(NameError::NotCanonical)
+        );
+        assert_eq!(
+            OwnerName::from_wire(b"\x03www"),
+            Err(NameError::Unterminated)
+        );
+        assert_eq!(
+            OwnerName::from_wire(b"\x05www\x00"),
+            Err(NameError::Unterminated)
+        );
+        assert_eq!(
+            OwnerName::from_wire(b"\x00\x00"),
+            Err(NameError::TrailingBytes)
+        );
         assert_eq!(OwnerName::from_wire(b""), Err(NameError::Unterminated));
-        assert_eq!(OwnerName::from_wire(&[64; 70]), Err(NameError::BadLabel { len: 64 }));
+        assert_eq!(
+            OwnerName::from_wire(&[64; 70]),
+            Err(NameError::BadLabel { len: 64 })
+        );
         let long = [b"\x3f".as_slice(), &[b'a'; 63]].concat().repeat(4);
-        assert!(matches!(OwnerName::from_labels(long.chunks(64).map(|c| &c[1..])), Err(NameError::TooLong { .. })));
+        assert!(matches!(
+            OwnerName::from_labels(long.chunks(64).map(|c| &c[1..])),
+            Err(NameError::TooLong { .. })
+        ));
     }
 }

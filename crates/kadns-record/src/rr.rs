@@ -3,7 +3,9 @@
 use core::cmp::Ordering;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict};
+use hickory_proto::serialize::binary::{
+    BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
+};
 
 use crate::error::ContentError;
 use crate::limits::{MAX_RECORDS, MAX_TTL};
@@ -36,16 +38,22 @@ impl Rr {
         let mut encoder = BinEncoder::new(&mut bytes);
         encoder.set_canonical_form(true);
         encoder.set_name_encoding(NameEncoding::UncompressedLowercase);
-        rdata.emit(&mut encoder).map_err(|e| ContentError::BadRdata {
-            record_type,
-            reason: e.to_string(),
-        })?;
+        rdata
+            .emit(&mut encoder)
+            .map_err(|e| ContentError::BadRdata {
+                record_type,
+                reason: e.to_string(),
+            })?;
         Self::from_parts(record_type, ttl, bytes)
     }
 
     /// Builds a record from RDATA bytes already in wire form, checking that
     /// they decode as `record_type` and that type and TTL are allowed.
-    pub fn from_parts(record_type: RecordType, ttl: u32, rdata: Vec<u8>) -> Result<Self, ContentError> {
+    pub fn from_parts(
+        record_type: RecordType,
+        ttl: u32,
+        rdata: Vec<u8>,
+    ) -> Result<Self, ContentError> {
         check_type(record_type)?;
         if ttl > MAX_TTL {
             return Err(ContentError::TtlTooLarge {
@@ -91,7 +99,8 @@ impl Rr {
             record_type: self.record_type,
             reason,
         };
-        let len = u16::try_from(self.rdata.len()).map_err(|_| bad("longer than 65535 bytes".into()))?;
+        let len =
+            u16::try_from(self.rdata.len()).map_err(|_| bad("longer than 65535 bytes".into()))?;
         let mut decoder = BinDecoder::new(&self.rdata);
         let rdata = RData::read(&mut decoder, self.record_type, Restrict::new(len))
             .map_err(|e| bad(e.to_string()))?;
@@ -99,6 +108,11 @@ impl Rr {
             return Err(bad(format!("{} bytes left after the RDATA", decoder.len())));
         }
         Ok(rdata)
+    }
+
+    /// Bytes this record takes in an encoded bundle: type, TTL, RDATA length and RDATA.
+    pub fn encoded_len(&self) -> usize {
+        2 + 4 + 2 + self.rdata.len()
     }
 
     /// This record as a hickory [`Record`] owned by `owner`, class IN.
@@ -143,7 +157,8 @@ fn check_type(record_type: RecordType) -> Result<(), ContentError> {
 }
 
 /// Checks a bundle's record list: at most [`MAX_RECORDS`], strictly in
-/// canonical order (so no duplicates), and a CNAME alone and single (RFC 1034 §3.6.2).
+/// canonical order (so no duplicates), a CNAME alone and single (RFC 1034 §3.6.2),
+/// and at most one SOA.
 pub(crate) fn check_record_set(records: &[Rr]) -> Result<(), ContentError> {
     if records.len() > MAX_RECORDS {
         return Err(ContentError::TooManyRecords {
@@ -164,9 +179,13 @@ pub(crate) fn check_record_set(records: &[Rr]) -> Result<(), ContentError> {
             }
         }
     }
-    let cnames = records.iter().filter(|r| r.record_type == RecordType::CNAME).count();
+    let count = |t: RecordType| records.iter().filter(|r| r.record_type == t).count();
+    let cnames = count(RecordType::CNAME);
     if cnames > 1 || (cnames == 1 && records.len() > 1) {
         return Err(ContentError::CnameWithOtherData);
+    }
+    if count(RecordType::SOA) > 1 {
+        return Err(ContentError::MultipleSoa);
     }
     Ok(())
 }

@@ -102,7 +102,10 @@ mod tests {
         assert_eq!(decode::<32>(&text), Ok(bytes));
         assert_eq!(decode::<32>(&text.to_uppercase()), Ok(bytes));
         assert_eq!(decode::<32>(&text[..51]), Err(Zbase32Error::Length));
-        assert_eq!(decode::<32>(&format!("{}0", &text[..51])), Err(Zbase32Error::Character(51)));
+        assert_eq!(
+            decode::<32>(&format!("{}0", &text[..51])),
+            Err(Zbase32Error::Character(51))
+        );
         // 256 bits in 52 characters leaves 4 padding bits in the last one.
         let mut padded = text.clone();
         padded.pop();

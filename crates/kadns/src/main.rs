@@ -1,1 +1,26 @@
-fn main(){}
+//! The `kadns` command: parses arguments, sets up logging, runs one command.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_env("KADNS_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .init();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(error) => {
+            // One line: the error and its causes, outermost first.
+            eprintln!("kadns: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of kadns-record.
+
+mod vectors;

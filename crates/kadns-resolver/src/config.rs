@@ -1,0 +1,152 @@
+//! The resolver's configuration.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a [`Resolver`](crate::Resolver) is built from, apart from its
+/// bundle source, sequence store and metrics. `Default` is a safe local setup:
+/// no trust anchors, the system's upstreams, the bounds below.
+///
+/// ```
+/// let config: kadns_resolver::Config = toml::from_str(r#"
+///     [trust_anchors]
+///     "example.kad" = "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"
+///     [upstream]
+///     servers = ["192.0.2.53:53"]
+///     [cache]
+///     max_entries = 1000
+/// "#).unwrap();
+/// assert_eq!(config.cache.max_entries, 1000);
+/// assert_eq!(config.cache.negative_ttl_secs, 60);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// Human-readable names and the zone key that answers for each:
+    /// `"example.kad" = "<zone-id>"` makes that zone answer for `example.kad`
+    /// and every name below it. Names compare case-insensitively; the zone id
+    /// is checked when the resolver is built.
+    pub trust_anchors: BTreeMap<String, String>,
+    /// DHT lookups.
+    pub dht: DhtConfig,
+    /// The cache.
+    pub cache: CacheConfig,
+    /// Upstream servers for every name outside kadns zones.
+    pub upstream: UpstreamConfig,
+}
+
+/// DHT lookups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DhtConfig {
+    /// Bound on one DHT lookup, in milliseconds (default 3000). Past it the
+    /// answer is a DHT timeout (SERVFAIL): a client's own timeout is about 5 s
+    /// (glibc), and it should hear SERVFAIL before it gives up.
+    pub timeout_ms: u64,
+    /// Longest CNAME chain followed, links counted (default 8). Longer chains,
+    /// and chains that loop, are answered with SERVFAIL.
+    pub max_cname_chain: usize,
+}
+
+impl Default for DhtConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 3_000,
+            max_cname_chain: 8,
+        }
+    }
+}
+
+impl DhtConfig {
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// The cache of verified bundles and negative answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CacheConfig {
+    /// Most entries held (default 10 000). One entry per DHT key (owner
+    /// name); a bundle is at most 4 KiB, so this also bounds memory (about
+    /// 40 MiB at worst). When full, the entry closest to expiry is evicted.
+    pub max_entries: usize,
+    /// Longest time a verified bundle is kept, in seconds (default 86 400,
+    /// the record format's own TTL bound). Bundles are kept until the
+    /// smallest TTL among their records or their signed expiry, whichever
+    /// is earlier, and never longer than this.
+    pub max_ttl_secs: u32,
+    /// How long a negative answer (NXDOMAIN, NODATA) is cached, in seconds
+    /// (default 60). Short, because a name may be published at any moment and
+    /// no registry announces it; clamped to `max_ttl_secs`.
+    pub negative_ttl_secs: u32,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_ttl_secs: kadns_record::MAX_TTL,
+            negative_ttl_secs: 60,
+        }
+    }
+}
+
+/// Upstream DNS servers, for names outside kadns zones and CNAMEs that leave
+/// kadns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct UpstreamConfig {
+    /// Servers, tried in this order. When empty, the `nameserver` lines of
+    /// `resolv_conf` are used instead, minus the resolver's own addresses.
+    pub servers: Vec<SocketAddr>,
+    /// The resolv.conf read (once, when the resolver is built) when `servers`
+    /// is empty; default `/etc/resolv.conf`. `None`, or no usable nameserver
+    /// in it, means no upstream: names outside kadns get SERVFAIL.
+    pub resolv_conf: Option<PathBuf>,
+    /// Bound on one exchange with one server, in milliseconds (default 1500).
+    pub attempt_timeout_ms: u64,
+    /// Bound on a whole forward, failover included, in milliseconds
+    /// (default 4000): below a client's usual 5 s, so it hears SERVFAIL.
+    pub total_timeout_ms: u64,
+    /// Most queries forwarded at once (default 256). Bounds sockets and
+    /// memory, and what a forwarding loop the resolver cannot see can cost.
+    pub max_in_flight: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            servers: Vec::new(),
+            resolv_conf: Some(PathBuf::from("/etc/resolv.conf")),
+            attempt_timeout_ms: 1_500,
+            total_timeout_ms: 4_000,
+            max_in_flight: 256,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_toml_is_the_default() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config, Config::default());
+        let text = toml::to_string(&config).unwrap();
+        assert_eq!(toml::from_str::<Config>(&text).unwrap(), config);
+        assert!(
+            toml::from_str::<Config>("[cache]\nmax_entrys = 3").is_err(),
+            "typos are refused"
+        );
+    }
+}

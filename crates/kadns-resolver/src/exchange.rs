@@ -1,0 +1,160 @@
+//! One DNS exchange with one server: UDP, then TCP when the answer is truncated.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::error::ForwardError;
+
+/// Largest DNS message over UDP or TCP, in bytes (the TCP length prefix is 16 bits).
+const MAX_MESSAGE: usize = u16::MAX as usize;
+
+/// Most datagrams read from a server while waiting for the one that answers
+/// the query: stray or malformed ones are dropped, but not forever.
+const MAX_STRAY_DATAGRAMS: usize = 16;
+
+/// Sends `query` (already encoded as `bytes`) to `server` and returns its
+/// response. Not bounded in time: the caller wraps it in a timeout, and
+/// everything here is safe to cancel.
+pub(crate) async fn exchange(
+    server: SocketAddr,
+    query: &Message,
+    bytes: &[u8],
+) -> Result<Message, ForwardError> {
+    let response = udp(server, query, bytes).await?;
+    if !response.metadata.truncation {
+        return Ok(response);
+    }
+    tracing::debug!(%server, "truncated over UDP, retrying over TCP");
+    tcp(server, query, bytes).await
+}
+
+async fn udp(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Message, ForwardError> {
+    let io = |source: io::Error| ForwardError::Io {
+        server,
+        transport: "udp",
+        source: Arc::new(source),
+    };
+    let socket = UdpSocket::bind(SocketAddr::new(local_ip(server.ip()), 0))
+        .await
+        .map_err(io)?;
+    // Connected: the kernel drops datagrams from anyone but the server.
+    socket.connect(server).await.map_err(io)?;
+    socket.send(bytes).await.map_err(io)?;
+    let mut buf = vec![0; MAX_MESSAGE];
+    let mut last = None;
+    for _ in 0..MAX_STRAY_DATAGRAMS {
+        let len = socket.recv(&mut buf).await.map_err(io)?;
+        match check(server, query, buf.get(..len).unwrap_or_default()) {
+            Ok(response) => return Ok(response),
+            Err(error) => {
+                tracing::debug!(%server, %error, "dropping a datagram that does not answer the query");
+                last = Some(error);
+            }
+        }
+    }
+    Err(last.unwrap_or(ForwardError::Malformed {
+        server,
+        reason: "no answer among the datagrams received".into(),
+    }))
+}
+
+async fn tcp(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Message, ForwardError> {
+    let io = |source: io::Error| ForwardError::Io {
+        server,
+        transport: "tcp",
+        source: Arc::new(source),
+    };
+    let len = u16::try_from(bytes.len()).map_err(|_| ForwardError::BadRequest {
+        reason: "query longer than 65535 bytes",
+    })?;
+    let mut stream = TcpStream::connect(server).await.map_err(io)?;
+    let mut framed = Vec::with_capacity(bytes.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(bytes);
+    stream.write_all(&framed).await.map_err(io)?;
+    let len = stream.read_u16().await.map_err(io)?;
+    let mut buf = vec![0; usize::from(len)];
+    stream.read_exact(&mut buf).await.map_err(io)?;
+    check(server, query, &buf)
+}
+
+/// Decodes `bytes` and checks that it is a response to `query`: same id, QR
+/// set, and the same question (names compared case-insensitively, since not
+/// every server keeps the case of the question). A response without a
+/// question is accepted only as an error.
+fn check(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Message, ForwardError> {
+    let malformed = |reason: String| ForwardError::Malformed { server, reason };
+    let response = Message::from_vec(bytes).map_err(|e| malformed(e.to_string()))?;
+    if response.metadata.id != query.metadata.id {
+        return Err(malformed(format!(
+            "id {} does not match {}",
+            response.metadata.id, query.metadata.id
+        )));
+    }
+    if response.metadata.message_type != MessageType::Response {
+        return Err(malformed("a query, not a response".into()));
+    }
+    let same_question = match response.queries.as_slice() {
+        [] => response.metadata.response_code != ResponseCode::NoError,
+        questions => questions == query.queries.as_slice(),
+    };
+    if !same_question {
+        return Err(malformed("the question does not match".into()));
+    }
+    Ok(response)
+}
+
+/// The address to send from: loopback for a loopback server (nothing leaves
+/// the host), otherwise any address of the server's family.
+fn local_ip(server: IpAddr) -> IpAddr {
+    match (server, server.is_loopback()) {
+        (IpAddr::V4(_), true) => Ipv4Addr::LOCALHOST.into(),
+        (IpAddr::V4(_), false) => Ipv4Addr::UNSPECIFIED.into(),
+        (IpAddr::V6(_), true) => Ipv6Addr::LOCALHOST.into(),
+        (IpAddr::V6(_), false) => Ipv6Addr::UNSPECIFIED.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{OpCode, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    #[test]
+    fn checks_responses() {
+        let server: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let mut query = Message::query();
+        query.add_query(Query::query(
+            Name::from_ascii("a.example.").unwrap(),
+            RecordType::A,
+        ));
+        let mut response = Message::response(query.metadata.id, OpCode::Query);
+        response.add_query(Query::query(
+            Name::from_ascii("A.EXAMPLE.").unwrap(),
+            RecordType::A,
+        ));
+        assert!(check(server, &query, &response.to_vec().unwrap()).is_ok());
+
+        let mut wrong_id = response.clone();
+        wrong_id.metadata.id = wrong_id.metadata.id.wrapping_add(1);
+        assert!(check(server, &query, &wrong_id.to_vec().unwrap()).is_err());
+        let mut wrong_name = response.clone();
+        wrong_name.queries[0].name = Name::from_ascii("b.example.").unwrap();
+        assert!(check(server, &query, &wrong_name.to_vec().unwrap()).is_err());
+        assert!(
+            check(server, &query, &query.to_vec().unwrap()).is_err(),
+            "not a response"
+        );
+        assert!(check(server, &query, b"\x00\x01").is_err());
+        let mut empty = Message::error_msg(query.metadata.id, OpCode::Query, ResponseCode::FormErr);
+        assert!(check(server, &query, &empty.to_vec().unwrap()).is_ok());
+        empty.metadata.response_code = ResponseCode::NoError;
+        assert!(check(server, &query, &empty.to_vec().unwrap()).is_err());
+    }
+}

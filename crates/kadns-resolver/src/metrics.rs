@@ -1,0 +1,134 @@
+//! The resolver's metrics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+/// Label set of [`Metrics::outcomes`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `noerror`, `nxdomain`, `nodata`, `servfail` or `upstream`.
+    pub outcome: &'static str,
+}
+
+/// Label set of [`Metrics::refusals`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// `rollback`, `forward_loop`, or a `kadns_record::ValidateError::reason`
+    /// (`bad_signature`, `wrong_key`, `expired`, `malformed`, …).
+    pub reason: &'static str,
+}
+
+/// Every series the resolver records. Pass it in as an `Arc`; register it in
+/// the process's registry (under a `kadns` prefix) with [`Metrics::register`].
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Lookups answered, by outcome (`resolver_lookups_total{outcome}`).
+    pub outcomes: Family<OutcomeLabels, Counter>,
+    /// Bundle lookups answered from the cache (`resolver_cache_hits_total`).
+    pub cache_hits: Counter,
+    /// Bundle lookups that needed the DHT (`resolver_cache_misses_total`),
+    /// coalesced waiters included.
+    pub cache_misses: Counter,
+    /// Calls made to the bundle source (`resolver_dht_lookups_total`): misses
+    /// less the coalesced ones.
+    pub dht_lookups: Counter,
+    /// Bundles and queries refused, by reason (`resolver_refusals_total{reason}`).
+    pub refusals: Family<ReasonLabels, Counter>,
+    /// Queries sent to an upstream server (`resolver_upstream_queries_total`),
+    /// each attempt counted.
+    pub upstream_queries: Counter,
+}
+
+impl Metrics {
+    /// Metrics not registered anywhere (tests, embedders without a registry).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers every series in `registry`, each name starting `resolver_`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "resolver_lookups",
+            "Lookups answered, by outcome",
+            self.outcomes.clone(),
+        );
+        registry.register(
+            "resolver_cache_hits",
+            "Bundle lookups answered from the cache",
+            self.cache_hits.clone(),
+        );
+        registry.register(
+            "resolver_cache_misses",
+            "Bundle lookups that needed the DHT",
+            self.cache_misses.clone(),
+        );
+        registry.register(
+            "resolver_dht_lookups",
+            "Calls made to the bundle source",
+            self.dht_lookups.clone(),
+        );
+        registry.register(
+            "resolver_refusals",
+            "Bundles and queries refused, by reason",
+            self.refusals.clone(),
+        );
+        registry.register(
+            "resolver_upstream_queries",
+            "Queries sent to upstream servers",
+            self.upstream_queries.clone(),
+        );
+    }
+
+    /// The count of one outcome so far.
+    pub fn outcome(&self, outcome: &'static str) -> u64 {
+        self.outcomes
+            .get_or_create(&OutcomeLabels { outcome })
+            .get()
+    }
+
+    /// The count of one refusal reason so far.
+    pub fn refusal(&self, reason: &'static str) -> u64 {
+        self.refusals.get_or_create(&ReasonLabels { reason }).get()
+    }
+
+    pub(crate) fn count_outcome(&self, outcome: &'static str) {
+        self.outcomes
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub(crate) fn count_refusal(&self, reason: &'static str) {
+        self.refusals.get_or_create(&ReasonLabels { reason }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_and_encodes() {
+        let mut registry = Registry::with_prefix("kadns");
+        let metrics = Metrics::new();
+        metrics.register(&mut registry);
+        metrics.count_outcome("nxdomain");
+        metrics.count_refusal("rollback");
+        metrics.cache_hits.inc();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("kadns_resolver_lookups_total{outcome=\"nxdomain\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kadns_resolver_refusals_total{reason=\"rollback\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("kadns_resolver_cache_hits_total 1"), "{text}");
+        assert_eq!(metrics.outcome("nxdomain"), 1);
+        assert_eq!(metrics.refusal("bad_signature"), 0);
+    }
+}

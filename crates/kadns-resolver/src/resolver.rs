@@ -1,0 +1,432 @@
+//! The resolver: routing, the lookup flow, CNAME chasing, negative answers.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use kadns_record::{DhtKey, OwnerName, ZoneId};
+use tokio::time::Instant;
+
+use crate::answer::{Answer, Outcome};
+use crate::cache::{Cache, Cached, Found};
+use crate::config::Config;
+use crate::error::{Error, ForwardError, LookupError};
+use crate::fetch::Fetcher;
+use crate::forwarder::Forwarder;
+use crate::metrics::Metrics;
+use crate::records::{Placement, negative_soa, records};
+use crate::route::{Route, Router};
+use crate::sequence_store::{MemorySequences, SequenceStore};
+use crate::source::BundleSource;
+
+/// The kadns resolver: answers names in kadns zones from verified DHT
+/// bundles, and forwards every other name upstream.
+///
+/// Cheap to clone: clones share the cache, the in-flight lookups and the
+/// metrics. Built with [`Resolver::builder`].
+pub struct Resolver<S> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for Resolver<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Resolver<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("router", &self.inner.router)
+            .field("upstreams", &self.inner.forwarder.servers())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner<S> {
+    router: Router,
+    fetcher: Arc<Fetcher<S>>,
+    forwarder: Forwarder,
+    metrics: Arc<Metrics>,
+    max_cname_chain: usize,
+}
+
+/// Builds a [`Resolver`]. Unset parts default to: an in-memory sequence store
+/// (rollback protection for the life of the process only), fresh unregistered
+/// metrics, and no own addresses.
+#[must_use]
+pub struct Builder<S> {
+    config: Config,
+    source: S,
+    sequences: Option<Arc<dyn SequenceStore>>,
+    metrics: Option<Arc<Metrics>>,
+    local_addrs: Vec<SocketAddr>,
+}
+
+impl<S> std::fmt::Debug for Builder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("config", &self.config)
+            .field("local_addrs", &self.local_addrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: BundleSource> Builder<S> {
+    /// Where the highest sequence per DHT key is remembered: a
+    /// [`SledSequences`](crate::SledSequences) for protection across restarts.
+    pub fn sequences(mut self, store: impl SequenceStore) -> Self {
+        self.sequences = Some(Arc::new(store));
+        self
+    }
+
+    /// The metrics to record into (register them in your registry first).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The addresses the resolver itself answers on (the stub's sockets):
+    /// they are never used as upstreams.
+    pub fn local_addrs(mut self, addrs: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.local_addrs.extend(addrs);
+        self
+    }
+
+    /// Checks the trust anchors, picks the upstream servers (reading
+    /// resolv.conf if none are configured) and builds the resolver.
+    pub fn build(self) -> Result<Resolver<S>, Error> {
+        let mut anchors = Vec::new();
+        for (name, zone) in &self.config.trust_anchors {
+            let apex = Name::from_ascii(name).map_err(|source| Error::AnchorName {
+                name: name.clone(),
+                source,
+            })?;
+            if apex.is_root() {
+                return Err(Error::AnchorIsRoot);
+            }
+            let zone = zone.parse::<ZoneId>().map_err(|source| Error::AnchorZone {
+                name: name.clone(),
+                source,
+            })?;
+            anchors.push((apex, zone));
+        }
+        let metrics = self.metrics.unwrap_or_default();
+        let forwarder = Forwarder::new(
+            &self.config.upstream,
+            &self.local_addrs,
+            Arc::clone(&metrics),
+        )?;
+        let cache = &self.config.cache;
+        let fetcher = Fetcher {
+            source: self.source,
+            cache: Cache::new(
+                cache.max_entries,
+                cache.max_ttl_secs,
+                cache.negative_ttl_secs,
+            ),
+            sequences: self
+                .sequences
+                .unwrap_or_else(|| Arc::new(MemorySequences::new())),
+            metrics: Arc::clone(&metrics),
+            timeout: self.config.dht.timeout(),
+            in_flight: Default::default(),
+        };
+        Ok(Resolver {
+            inner: Arc::new(Inner {
+                router: Router::new(anchors),
+                fetcher: Arc::new(fetcher),
+                forwarder,
+                metrics,
+                max_cname_chain: self.config.dht.max_cname_chain,
+            }),
+        })
+    }
+}
+
+/// What one name's bundle says about one query type.
+enum Verdict {
+    /// Records of the type (or all, for ANY).
+    Records(Arc<kadns_record::VerifiedBundle>),
+    /// A CNAME, to follow.
+    Cname(Arc<kadns_record::VerifiedBundle>),
+    /// The name exists without the type.
+    NoData(Arc<kadns_record::VerifiedBundle>),
+    /// The name does not exist; `signed` when an empty bundle says so.
+    NxDomain { signed: bool },
+}
+
+impl Verdict {
+    fn of(found: &Found, query_type: RecordType) -> Self {
+        let bundle = match found {
+            Found::Nothing => return Self::NxDomain { signed: false },
+            Found::Bundle(bundle) if bundle.records().is_empty() => {
+                return Self::NxDomain { signed: true };
+            }
+            Found::Bundle(bundle) => Arc::clone(bundle),
+        };
+        let has = |t: RecordType| bundle.records().iter().any(|r| r.record_type() == t);
+        if query_type == RecordType::ANY || has(query_type) {
+            Self::Records(bundle)
+        } else if has(RecordType::CNAME) {
+            Self::Cname(bundle)
+        } else {
+            Self::NoData(bundle)
+        }
+    }
+
+    fn is_negative(&self) -> bool {
+        matches!(self, Self::NoData(_) | Self::NxDomain { .. })
+    }
+}
+
+impl<S: BundleSource> Resolver<S> {
+    /// Starts building a resolver that looks bundles up in `source`.
+    pub fn builder(config: Config, source: S) -> Builder<S> {
+        Builder {
+            config,
+            source,
+            sequences: None,
+            metrics: None,
+            local_addrs: Vec::new(),
+        }
+    }
+
+    /// Where a query for `name` goes: a kadns zone, or upstream.
+    pub fn route(&self, name: &Name) -> Route {
+        self.inner.router.route(name)
+    }
+
+    /// The metrics this resolver records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The upstream servers in use, in order.
+    pub fn upstreams(&self) -> &[SocketAddr] {
+        self.inner.forwarder.servers()
+    }
+
+    /// Resolves `name` (class IN). Names in kadns zones are answered from
+    /// verified bundles, CNAMEs chased; other names are forwarded upstream.
+    /// Never fails: failures are an [`Outcome`] too. Safe to cancel.
+    #[tracing::instrument(skip_all, fields(qname = %name, qtype = %query_type))]
+    pub async fn lookup(&self, name: &Name, query_type: RecordType) -> Answer {
+        let answer = self.resolve(name, query_type).await;
+        let outcome = answer.outcome.label();
+        self.inner.metrics.count_outcome(outcome);
+        match &answer.outcome {
+            Outcome::DhtUnavailable { error } | Outcome::Failed { error } => {
+                tracing::debug!(outcome, %error, "lookup failed");
+            }
+            _ => tracing::debug!(outcome, answers = answer.answers.len(), "lookup answered"),
+        }
+        answer
+    }
+
+    /// Forwards a client's raw query upstream as it is (header flags, EDNS,
+    /// the DO bit and other options) and returns the upstream's response
+    /// with the client's id and question. For the stub, for names that
+    /// [`route`](Self::route) sends upstream. An error maps to SERVFAIL; one
+    /// of them is [`ForwardError::Loop`]: this very query is being forwarded
+    /// by this resolver right now, so it has come back through a loop.
+    #[tracing::instrument(skip_all, fields(id = request.metadata.id, qname, qtype))]
+    pub async fn forward(&self, request: &Message) -> Result<Message, ForwardError> {
+        if let Some(query) = request.queries.first() {
+            let span = tracing::Span::current();
+            span.record("qname", tracing::field::display(&query.name));
+            span.record("qtype", tracing::field::display(query.query_type));
+        }
+        let result = self.inner.forwarder.forward(request).await;
+        match &result {
+            Ok(response) => {
+                self.inner.metrics.count_outcome("upstream");
+                tracing::debug!(rcode = %response.metadata.response_code, "forwarded");
+            }
+            Err(error) => {
+                self.inner.metrics.count_outcome("servfail");
+                tracing::debug!(%error, "forward failed");
+            }
+        }
+        result
+    }
+
+    async fn resolve(&self, qname: &Name, query_type: RecordType) -> Answer {
+        let mut chain: Vec<Record> = Vec::new();
+        let mut authenticated = true;
+        let mut seen = HashSet::new();
+        let mut name = qname.clone();
+        name.set_fqdn(true);
+        // A loop, not recursion: each turn follows one CNAME.
+        loop {
+            seen.insert(name.clone());
+            let (zone, apex, owner) = match self.route(&name) {
+                Route::Zone { zone, apex, owner } => (zone, apex, owner),
+                Route::TooLong { zone, apex } => {
+                    let negative_ttl = ttl_secs(self.inner.fetcher.cache.negative_ttl());
+                    let soa = self.soa(&zone, &apex, None, negative_ttl).await;
+                    return negative(Outcome::NxDomain, chain, soa, false);
+                }
+                Route::Forward => return self.forward_lookup(&name, query_type, chain).await,
+            };
+            let key = DhtKey::derive(&zone, &owner);
+            let mut cached = match self.inner.fetcher.get(key, false).await {
+                Ok(cached) => cached,
+                Err(error) => return Answer::failed(error, chain),
+            };
+            let mut verdict = Verdict::of(&cached.found, query_type);
+            // A negative answer is served from the cache only while the
+            // negative TTL lasts, even when the bundle itself lives longer.
+            if verdict.is_negative() && Instant::now() >= cached.negative_until {
+                cached = match self.inner.fetcher.get(key, true).await {
+                    Ok(cached) => cached,
+                    Err(error) => return Answer::failed(error, chain),
+                };
+                verdict = Verdict::of(&cached.found, query_type);
+            }
+            let now = Instant::now();
+            let zone_apex = zone.apex();
+            let at = Placement {
+                owner: &name,
+                from: &zone_apex,
+                to: &apex,
+                ttl_cap: Cached::ttl_left(cached.expires, now),
+            };
+            match verdict {
+                Verdict::Records(bundle) => {
+                    let wanted = |t: RecordType| query_type == RecordType::ANY || t == query_type;
+                    match records(&bundle, wanted, &at) {
+                        Ok(found) => chain.extend(found),
+                        Err(error) => return Answer::failed(error, chain),
+                    }
+                    return Answer {
+                        outcome: Outcome::Records,
+                        answers: chain,
+                        authorities: Vec::new(),
+                        authenticated,
+                    };
+                }
+                Verdict::Cname(bundle) => {
+                    let cname = match records(&bundle, |t| t == RecordType::CNAME, &at) {
+                        Ok(mut found) => found.pop(),
+                        Err(error) => return Answer::failed(error, chain),
+                    };
+                    // `Verdict::Cname` saw a CNAME record, and CNAME RDATA decodes
+                    // as `RData::CNAME`; should either ever fail, refuse to follow.
+                    let Some(cname) = cname else {
+                        return Answer::failed(LookupError::CnameLoop { name }, chain);
+                    };
+                    let RData::CNAME(target) = &cname.data else {
+                        return Answer::failed(LookupError::CnameLoop { name }, chain);
+                    };
+                    let mut target = target.0.clone();
+                    target.set_fqdn(true);
+                    chain.push(cname);
+                    if chain.len() > self.inner.max_cname_chain {
+                        let limit = self.inner.max_cname_chain;
+                        return Answer::failed(LookupError::CnameChainTooLong { limit }, chain);
+                    }
+                    if seen.contains(&target) {
+                        return Answer::failed(LookupError::CnameLoop { name: target }, chain);
+                    }
+                    tracing::trace!(from = %name, to = %target, "following CNAME");
+                    name = target;
+                }
+                Verdict::NoData(bundle) => {
+                    let at = Placement {
+                        ttl_cap: Cached::ttl_left(cached.negative_until, now),
+                        ..at
+                    };
+                    let apex_bundle = if owner.is_apex() { Some(bundle) } else { None };
+                    let soa = self.soa(&zone, &apex, apex_bundle, at.ttl_cap).await;
+                    return negative(Outcome::NoData, chain, soa, authenticated);
+                }
+                Verdict::NxDomain { signed } => {
+                    authenticated &= signed;
+                    let ttl = Cached::ttl_left(cached.negative_until, now);
+                    let soa = self.soa(&zone, &apex, None, ttl).await;
+                    return negative(Outcome::NxDomain, chain, soa, authenticated);
+                }
+            }
+        }
+    }
+
+    /// The authority SOA for a negative answer in `zone`: from the apex
+    /// bundle (given, cached or looked up), else synthesized. A failed apex
+    /// lookup does not fail the answer.
+    async fn soa(
+        &self,
+        zone: &ZoneId,
+        apex: &Name,
+        apex_bundle: Option<Arc<kadns_record::VerifiedBundle>>,
+        ttl_cap: u32,
+    ) -> Record {
+        let apex_bundle = match apex_bundle {
+            Some(bundle) => Some(bundle),
+            None => match self
+                .inner
+                .fetcher
+                .get(DhtKey::derive(zone, &OwnerName::apex()), false)
+                .await
+            {
+                Ok(Cached {
+                    found: Found::Bundle(bundle),
+                    ..
+                }) => Some(bundle),
+                Ok(_) => None,
+                Err(error) => {
+                    tracing::debug!(%error, "apex lookup for the SOA failed: synthesizing one");
+                    None
+                }
+            },
+        };
+        let zone_apex = zone.apex();
+        let at = Placement {
+            owner: apex,
+            from: &zone_apex,
+            to: apex,
+            ttl_cap,
+        };
+        let negative_ttl = ttl_secs(self.inner.fetcher.cache.negative_ttl());
+        negative_soa(apex_bundle.as_deref(), &at, negative_ttl)
+    }
+
+    async fn forward_lookup(
+        &self,
+        name: &Name,
+        query_type: RecordType,
+        mut chain: Vec<Record>,
+    ) -> Answer {
+        match self.inner.forwarder.query(name, query_type).await {
+            Ok(response) => {
+                chain.extend(response.answers.iter().cloned());
+                Answer {
+                    authorities: response.authorities.clone(),
+                    outcome: Outcome::Upstream {
+                        response: Box::new(response),
+                    },
+                    answers: chain,
+                    authenticated: false,
+                }
+            }
+            Err(source) => Answer::failed(LookupError::Forward { source }, chain),
+        }
+    }
+}
+
+fn negative(outcome: Outcome, answers: Vec<Record>, soa: Record, authenticated: bool) -> Answer {
+    Answer {
+        outcome,
+        answers,
+        authorities: vec![soa],
+        authenticated,
+    }
+}
+
+fn ttl_secs(duration: std::time::Duration) -> u32 {
+    u32::try_from(duration.as_secs()).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,168 @@
+//! Routing: which zone, if any, answers for a name.
+
+use std::collections::HashMap;
+
+use hickory_proto::rr::Name;
+use kadns_record::{OwnerName, ZONE_ID_LEN, ZoneId};
+
+/// Where a query goes. Decided once per query by [`Resolver::route`](crate::Resolver::route),
+/// like hickory's `Catalog::find`: labels are stripped off the name until
+/// what is left is a trust anchor, or a single label that is a zone id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Route {
+    /// A kadns zone answers for the name.
+    Zone {
+        /// The zone whose key must have signed the answer.
+        zone: ZoneId,
+        /// The apex the query used, as the query wrote it: `<zone-id>.` or a
+        /// trust anchor's name. Answers are written under it.
+        apex: Name,
+        /// The owner name relative to the apex, canonical: what the DHT key is
+        /// derived from.
+        owner: OwnerName,
+    },
+    /// The name is under a kadns zone but longer than any owner name a bundle
+    /// can carry (`kadns_record::MAX_OWNER_LEN`): it cannot exist.
+    TooLong {
+        /// The zone.
+        zone: ZoneId,
+        /// The apex the query used.
+        apex: Name,
+    },
+    /// Not a kadns name: forward upstream.
+    Forward,
+}
+
+/// The routing table: trust anchors, and the zone-id rule.
+#[derive(Debug, Default)]
+pub(crate) struct Router {
+    /// Anchor apex (fully qualified; `Name` compares and hashes
+    /// case-insensitively) → zone.
+    anchors: HashMap<Name, ZoneId>,
+    /// Most labels among the anchors: longer suffixes need not be looked up.
+    max_anchor_labels: usize,
+}
+
+impl Router {
+    pub(crate) fn new(anchors: impl IntoIterator<Item = (Name, ZoneId)>) -> Self {
+        let mut router = Self::default();
+        for (mut name, zone) in anchors {
+            name.set_fqdn(true);
+            router.max_anchor_labels = router.max_anchor_labels.max(usize::from(name.num_labels()));
+            router.anchors.insert(name, zone);
+        }
+        router
+    }
+
+    pub(crate) fn route(&self, name: &Name) -> Route {
+        let mut name = name.clone();
+        name.set_fqdn(true);
+        let labels = usize::from(name.num_labels());
+        // Longest suffix first, so the most specific anchor wins.
+        for keep in (1..=labels.min(self.max_anchor_labels.max(1))).rev() {
+            let apex = name.trim_to(keep);
+            let zone = match self.anchors.get(&apex) {
+                Some(zone) => Some(*zone),
+                None if keep == 1 => zone_id_label(&apex),
+                None => None,
+            };
+            if let Some(zone) = zone {
+                return match OwnerName::relative_to(&name, &apex) {
+                    Ok(owner) => Route::Zone { zone, apex, owner },
+                    Err(_) => Route::TooLong { zone, apex },
+                };
+            }
+        }
+        Route::Forward
+    }
+}
+
+/// The zone id a single-label name spells, if it spells one.
+fn zone_id_label(apex: &Name) -> Option<ZoneId> {
+    let label = apex.iter().next()?;
+    if label.len() != ZONE_ID_LEN {
+        return None;
+    }
+    std::str::from_utf8(label).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kadns_record::ZoneKey;
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    #[test]
+    fn zone_id_names() {
+        let zone = ZoneKey::from_seed([1; 32]).zone_id();
+        let router = Router::new([]);
+        let upper = format!("WWW.{}", zone.to_string().to_uppercase());
+        for text in [format!("www.{zone}."), format!("www.{zone}"), upper] {
+            let Route::Zone {
+                zone: z,
+                apex,
+                owner,
+            } = router.route(&name(&text))
+            else {
+                panic!("{text} is a kadns name");
+            };
+            assert_eq!(z, zone);
+            assert_eq!(apex, zone.apex());
+            assert!(apex.is_fqdn());
+            assert_eq!(owner.to_string(), "www");
+        }
+        assert!(matches!(router.route(&zone.apex()), Route::Zone { owner, .. } if owner.is_apex()));
+        // A zone id that is not the top-level label is an ordinary name.
+        assert_eq!(router.route(&name(&format!("{zone}.com."))), Route::Forward);
+        assert_eq!(router.route(&name("example.com.")), Route::Forward);
+        assert_eq!(router.route(&Name::root()), Route::Forward);
+        // 52 characters that are not z-base-32 are not a zone.
+        assert_eq!(
+            router.route(&name(&format!("a.{}.", "l".repeat(52)))),
+            Route::Forward
+        );
+    }
+
+    #[test]
+    fn anchors_longest_match_and_case() {
+        let a = ZoneKey::from_seed([1; 32]).zone_id();
+        let b = ZoneKey::from_seed([2; 32]).zone_id();
+        let router = Router::new([(name("example.kad"), a), (name("sub.Example.KAD."), b)]);
+        let route = router.route(&name("WWW.Example.Kad"));
+        assert_eq!(
+            route,
+            Route::Zone {
+                zone: a,
+                apex: name("Example.Kad."),
+                owner: OwnerName::from_labels([b"www".as_slice()]).unwrap(),
+            }
+        );
+        let Route::Zone { apex, .. } = &route else {
+            unreachable!()
+        };
+        assert!(
+            apex.eq_case(&name("Example.Kad.")),
+            "the apex keeps the query's case"
+        );
+        assert!(
+            matches!(router.route(&name("x.sub.example.kad.")), Route::Zone { zone, .. } if zone == b)
+        );
+        assert!(
+            matches!(router.route(&name("example.kad")), Route::Zone { zone, owner, .. } if zone == a && owner.is_apex())
+        );
+        assert_eq!(router.route(&name("kad.")), Route::Forward);
+        assert_eq!(router.route(&name("notexample.kad.")), Route::Forward);
+    }
+
+    #[test]
+    fn names_too_long_for_a_bundle() {
+        let a = ZoneKey::from_seed([1; 32]).zone_id();
+        let router = Router::new([(name("k."), a)]);
+        let long = format!("{}k.", "abcdefghi.".repeat(24));
+        assert!(matches!(router.route(&name(&long)), Route::TooLong { .. }));
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the `kadns` binary, run as a user runs it.
+
+mod key;
+mod support;
+mod zone;
