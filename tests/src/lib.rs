@@ -1,0 +1,17 @@
+//! Test harness for kadns.
+//!
+//! - [`client`]: send one DNS query over UDP or TCP and read the answer, with
+//!   hickory-proto's message types.
+//! - [`upstream`]: a small DNS server on loopback that plays "the ordinary
+//!   DNS" for forwarding tests.
+//! - [`dig`]: run the real `dig`, when installed (CI installs it).
+//!
+//! Everything talks only to loopback addresses, and every wait has a deadline.
+#![allow(clippy::unwrap_used)]
+
+pub mod client;
+pub mod dig;
+pub mod upstream;
+
+/// Errors in tests are reported, not handled.
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;

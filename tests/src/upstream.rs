@@ -1,0 +1,141 @@
+//! A DNS server on loopback that plays the ordinary DNS in forwarding tests.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+
+use crate::TestResult;
+
+/// A loopback DNS server answering from a fixed table: known names get their
+/// records, unknown names NXDOMAIN. Over UDP, answers that do not fit 512
+/// bytes (or the client's EDNS size) are sent truncated with TC set, so
+/// clients must retry over TCP. Stops when dropped.
+#[derive(Debug)]
+pub struct TestUpstream {
+    addr: SocketAddr,
+    queries: Arc<AtomicU64>,
+    _tasks: JoinSet<()>,
+}
+
+type Table = Arc<HashMap<(Name, RecordType), Vec<RData>>>;
+
+impl TestUpstream {
+    /// Starts the server on 127.0.0.1 (one port for UDP and TCP) with the
+    /// given `(name, rdata)` records, TTL 300.
+    pub async fn start(records: &[(&str, RData)]) -> TestResult<Self> {
+        let mut table: HashMap<(Name, RecordType), Vec<RData>> = HashMap::new();
+        for (name, rdata) in records {
+            let name = Name::from_ascii(name)?.to_lowercase();
+            table
+                .entry((name, rdata.record_type()))
+                .or_default()
+                .push(rdata.clone());
+        }
+        let table: Table = Arc::new(table);
+        let udp = UdpSocket::bind("127.0.0.1:0").await?;
+        let addr = udp.local_addr()?;
+        let tcp = TcpListener::bind(addr).await?;
+        let queries = Arc::new(AtomicU64::new(0));
+        let mut tasks = JoinSet::new();
+        {
+            let (table, queries) = (table.clone(), queries.clone());
+            tasks.spawn(async move {
+                let mut buf = vec![0u8; 65_535];
+                while let Ok((len, from)) = udp.recv_from(&mut buf).await {
+                    queries.fetch_add(1, Ordering::Relaxed);
+                    if let Some(reply) = answer(&table, &buf[..len], true) {
+                        let _ = udp.send_to(&reply, from).await;
+                    }
+                }
+            });
+        }
+        {
+            let (table, queries) = (table.clone(), queries.clone());
+            tasks.spawn(async move {
+                while let Ok((mut stream, _)) = tcp.accept().await {
+                    let (table, queries) = (table.clone(), queries.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            let mut len = [0u8; 2];
+                            if stream.read_exact(&mut len).await.is_err() {
+                                return;
+                            }
+                            let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                            if stream.read_exact(&mut buf).await.is_err() {
+                                return;
+                            }
+                            queries.fetch_add(1, Ordering::Relaxed);
+                            let Some(reply) = answer(&table, &buf, false) else {
+                                return;
+                            };
+                            let len = (reply.len() as u16).to_be_bytes();
+                            if stream.write_all(&len).await.is_err()
+                                || stream.write_all(&reply).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        Ok(Self {
+            addr,
+            queries,
+            _tasks: tasks,
+        })
+    }
+
+    /// The address it answers on (UDP and TCP).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Queries received so far, over both protocols.
+    pub fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+}
+
+fn answer(table: &Table, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
+    let request = Message::from_vec(bytes).ok()?;
+    let mut response = Message::new(
+        request.metadata.id,
+        MessageType::Response,
+        request.metadata.op_code,
+    );
+    response.metadata.recursion_desired = request.metadata.recursion_desired;
+    response.metadata.recursion_available = true;
+    response.queries = request.queries.clone();
+    let query = request.queries.first()?;
+    let name = query.name().to_lowercase();
+    let known = table.keys().any(|(n, _)| *n == name);
+    match table.get(&(name, query.query_type())) {
+        Some(rdatas) => {
+            response.answers = rdatas
+                .iter()
+                .map(|r| Record::from_rdata(query.name().clone(), 300, r.clone()))
+                .collect();
+        }
+        None if !known => response.metadata.response_code = ResponseCode::NXDomain,
+        None => {}
+    }
+    let bytes = response.to_vec().ok()?;
+    let limit = request
+        .edns
+        .as_ref()
+        .map_or(512, |e| usize::from(e.max_payload().max(512)));
+    if udp && bytes.len() > limit {
+        response.answers.clear();
+        response.metadata.truncation = true;
+        return response.to_vec().ok();
+    }
+    Some(bytes)
+}
