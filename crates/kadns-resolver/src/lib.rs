@@ -54,6 +54,7 @@
 mod answer;
 mod cache;
 mod config;
+mod dht_source;
 mod error;
 mod exchange;
 mod fetch;
@@ -81,4 +82,5 @@ pub use source::BundleSource;
 
 // Re-exported so that users get the same versions the resolver uses.
 pub use hickory_proto;
+pub use kadns_dht;
 pub use kadns_record;

@@ -1,0 +1,132 @@
+//! The network behaviour and the swarm built around it.
+
+use std::time::Duration;
+
+use kadns_record::MAX_BUNDLE_LEN;
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{StreamProtocol, Swarm, identify, kad, noise, ping, request_response, tcp, yamux};
+
+use crate::config::{Config, Mode};
+use crate::error::Error;
+use crate::protocol::{STORE_PROTOCOL, StoreCodec};
+use crate::store::ValidatingStore;
+
+/// Kademlia protocol name: kadns's own network, never the IPFS DHT.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/kadns/kad/1.0.0");
+
+/// Identify protocol version string.
+pub const IDENTIFY_PROTOCOL_VERSION: &str = "/kadns/1.0.0";
+
+/// Kademlia's maximum packet size on every node: a response may carry a full
+/// bundle plus up to k peers with their addresses; 4 × the bundle limit
+/// leaves room for both (libp2p's default is 16 KiB).
+pub const MAX_PACKET_LEN: usize = 4 * MAX_BUNDLE_LEN + 16 * 1024;
+
+/// Concurrent inbound plus outbound store streams per connection.
+pub const MAX_STORE_STREAMS: usize = 64;
+
+/// The node's behaviour: Kademlia over the validating store, identify, ping,
+/// and the store protocol.
+#[derive(NetworkBehaviour)]
+#[allow(missing_docs)]
+pub struct Behaviour {
+    /// Kademlia, under [`KAD_PROTOCOL`].
+    pub kad: kad::Behaviour<ValidatingStore>,
+    /// Identify: its listen addresses feed Kademlia.
+    pub identify: identify::Behaviour,
+    /// Ping: liveness.
+    pub ping: ping::Behaviour,
+    /// `/kadns/store/1.0.0`.
+    pub store: request_response::Behaviour<StoreCodec>,
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behaviour")
+            .field("mode", &self.kad.mode())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Behaviour {
+    /// Builds the behaviour for `keypair`'s node over `store`.
+    pub fn new(keypair: &Keypair, config: &Config, store: ValidatingStore) -> Self {
+        let peer_id = keypair.public().to_peer_id();
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        kad_config
+            .set_replication_factor(config.replication_factor)
+            .set_query_timeout(config.query_timeout)
+            .set_max_packet_size(MAX_PACKET_LEN)
+            // Validation happens inside `RecordStore::put`; a refusal fails
+            // the sender's PUT instead of being acknowledged.
+            .set_record_filtering(kad::StoreInserts::Unfiltered)
+            // Records carry their own expiry, checked by kadns-record.
+            .set_record_ttl(None)
+            .set_provider_record_ttl(None)
+            .set_provider_publication_interval(None)
+            // The stock jobs load every record into memory at once; the event
+            // loop runs a streaming replication job instead (docs/dht.md).
+            .set_replication_interval(None)
+            .set_publication_interval(None)
+            .set_caching(kad::Caching::Disabled);
+        let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
+        kad.set_mode(Some(match config.mode {
+            Mode::Server => kad::Mode::Server,
+            Mode::Client => kad::Mode::Client,
+        }));
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), keypair.public())
+                .with_agent_version(format!("kadns-dht/{}", env!("CARGO_PKG_VERSION"))),
+        );
+        let support = match config.mode {
+            Mode::Server => request_response::ProtocolSupport::Full,
+            Mode::Client => request_response::ProtocolSupport::Outbound,
+        };
+        let store = request_response::Behaviour::with_codec(
+            StoreCodec,
+            [(STORE_PROTOCOL, support)],
+            request_response::Config::default()
+                .with_request_timeout(config.store_timeout)
+                .with_max_concurrent_streams(MAX_STORE_STREAMS),
+        );
+        Self {
+            kad,
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(30))),
+            store,
+        }
+    }
+}
+
+fn transport_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Transport {
+        source: std::sync::Arc::new(e),
+    }
+}
+
+/// Builds the swarm: TCP + Noise + Yamux (and QUIC with the `quic` feature),
+/// no DNS transport, on the tokio runtime.
+pub fn build_swarm(
+    keypair: Keypair,
+    config: &Config,
+    store: ValidatingStore,
+) -> Result<Swarm<Behaviour>, Error> {
+    let idle = config.idle_connection_timeout;
+    let builder = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(transport_error)?;
+    #[cfg(feature = "quic")]
+    let builder = builder.with_quic();
+    let swarm = builder
+        .with_behaviour(|key| Behaviour::new(key, config, store))
+        .map_err(|e| transport_error(std::io::Error::other(e.to_string())))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build();
+    Ok(swarm)
+}

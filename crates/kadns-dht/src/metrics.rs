@@ -1,0 +1,114 @@
+//! Counters of what the node stored, refused and looked up.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Label of a refusal: the short reason (`bad_signature`, `older` …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The reason, as [`Refusal::reason`](crate::Refusal::reason) gives it.
+    pub reason: String,
+}
+
+/// The node's metrics. Created once, shared as an `Arc`; register it in the
+/// operator's registry with [`Metrics::register`].
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Records written to the store (new or newer versions).
+    pub stores: Counter,
+    /// Records offered for storage that were refused, by reason.
+    pub refusals: Family<ReasonLabel, Counter>,
+    /// Records found by a `get` that failed validation, by reason.
+    pub invalid_answers: Family<ReasonLabel, Counter>,
+    /// Valid records found by `get`s.
+    pub valid_answers: Counter,
+    /// `get` calls.
+    pub gets: Counter,
+    /// `get` calls that joined a lookup already in flight.
+    pub gets_coalesced: Counter,
+    /// `put` calls.
+    pub puts: Counter,
+    /// Replicas that `put`s reported stored (remote acknowledgements and the
+    /// local store).
+    pub put_replicas: Counter,
+    /// Store requests sent by the re-replication job.
+    pub replication_pushes: Counter,
+    /// Expired records removed from disk.
+    pub purged: Counter,
+    /// Records on disk.
+    pub records: Gauge,
+}
+
+impl Metrics {
+    /// Registers every series under the `kadns_dht` prefix.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("kadns_dht");
+        r.register(
+            "stores",
+            "Records written to the store",
+            self.stores.clone(),
+        );
+        r.register(
+            "refusals",
+            "Records refused for storage, by reason",
+            self.refusals.clone(),
+        );
+        r.register(
+            "get_invalid_answers",
+            "Records found by gets that failed validation, by reason",
+            self.invalid_answers.clone(),
+        );
+        r.register(
+            "get_valid_answers",
+            "Valid records found by gets",
+            self.valid_answers.clone(),
+        );
+        r.register("gets", "get calls", self.gets.clone());
+        r.register(
+            "gets_coalesced",
+            "get calls joined to a lookup in flight",
+            self.gets_coalesced.clone(),
+        );
+        r.register("puts", "put calls", self.puts.clone());
+        r.register(
+            "put_replicas",
+            "Replicas reported stored by puts",
+            self.put_replicas.clone(),
+        );
+        r.register(
+            "replication_pushes",
+            "Store requests sent by re-replication",
+            self.replication_pushes.clone(),
+        );
+        r.register("purged", "Expired records removed", self.purged.clone());
+        r.register("records", "Records on disk", self.records.clone());
+    }
+
+    pub(crate) fn refused(&self, reason: &str) {
+        self.refusals
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn invalid_answer(&self, reason: &str) {
+        self.invalid_answers
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Refusals counted for `reason` so far.
+    pub fn refusals_for(&self, reason: &str) -> u64 {
+        self.refusals
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .get()
+    }
+}

@@ -1,0 +1,111 @@
+//! Starting and stopping a node.
+
+use std::sync::Arc;
+
+use libp2p::PeerId;
+use libp2p::identity::Keypair;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::behaviour::build_swarm;
+use crate::config::{Config, DataDir};
+use crate::error::Error;
+use crate::event_loop::{EVENT_CHANNEL_LEN, EventLoop};
+use crate::handle::Handle;
+use crate::identity;
+use crate::metrics::Metrics;
+use crate::storage::{SledStorage, Storage};
+use crate::store::ValidatingStore;
+
+/// A running node: the event loop's task plus a [`Handle`] to it.
+///
+/// A drop guard: dropping it cancels the event loop. Prefer
+/// [`Node::shutdown`], which flushes and waits for the loop to end (and so
+/// releases the data directory's lock).
+#[derive(Debug)]
+pub struct Node {
+    handle: Handle,
+    task: Option<JoinHandle<()>>,
+    cancel: CancellationToken,
+}
+
+impl Node {
+    /// Opens the data directory (identity key, sled database, saved peers),
+    /// builds the swarm, starts listening, dials bootstrap and saved peers,
+    /// and spawns the event loop on the current tokio runtime. Returns once
+    /// every listen address is bound.
+    pub async fn spawn(config: Config) -> Result<Self, Error> {
+        let (storage, keypair): (Box<dyn Storage>, Keypair) = match &config.data_dir {
+            DataDir::Path(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| Error::Identity {
+                    path: dir.clone(),
+                    source: Arc::new(e),
+                })?;
+                let keypair = identity::load_or_create(dir)?;
+                (Box::new(SledStorage::open(&dir.join("db"))?), keypair)
+            }
+            DataDir::Temporary => (
+                Box::new(SledStorage::temporary()?),
+                Keypair::generate_ed25519(),
+            ),
+        };
+        Self::spawn_with(config, storage, keypair).await
+    }
+
+    /// Like [`Node::spawn`], with a storage engine and identity of the
+    /// caller's choice (`config.data_dir` is ignored).
+    pub async fn spawn_with(
+        config: Config,
+        storage: Box<dyn Storage>,
+        keypair: Keypair,
+    ) -> Result<Self, Error> {
+        let metrics = Arc::new(Metrics::default());
+        let (events, _) = broadcast::channel(EVENT_CHANNEL_LEN);
+        let store = ValidatingStore::new(storage, metrics.clone(), events.clone());
+        let swarm = build_swarm(keypair, &config, store)?;
+        let (mut event_loop, handle) = EventLoop::new(swarm, &config, metrics, events);
+        event_loop.start(&config).await?;
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(event_loop.run(cancel.clone()));
+        Ok(Self {
+            handle,
+            task: Some(task),
+            cancel,
+        })
+    }
+
+    /// A handle to the node.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// The node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.handle.local_peer_id()
+    }
+
+    /// Flushes the store, ends the event loop and waits for it. Every handle
+    /// returns [`Error::Shutdown`] afterwards.
+    pub async fn shutdown(mut self) {
+        let _ = self.handle.shutdown().await;
+        self.join().await;
+    }
+
+    /// Waits for the event loop to end (after [`Handle::shutdown`]).
+    pub async fn join(&mut self) {
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(()) => {}
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => tracing::error!(error = %e, "event loop task failed"),
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

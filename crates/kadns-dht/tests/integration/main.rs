@@ -1,0 +1,10 @@
+//! Integration tests of kadns-dht: many nodes in one process on 127.0.0.1,
+//! plus the crash test with the `kadns-dht-node` binary.
+
+mod support;
+
+mod crash;
+mod hostile;
+mod put_get;
+mod restart;
+mod survivors;
