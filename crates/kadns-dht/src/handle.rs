@@ -133,6 +133,27 @@ impl Handle {
         self.events.subscribe()
     }
 
+    /// Waits until the node knows at least `min` peers, checking every 50 ms,
+    /// for at most `timeout`. Returns the number known; [`Error::NoKnownPeers`]
+    /// if the deadline passed first. Safe to cancel.
+    pub async fn wait_for_peers(
+        &self,
+        min: usize,
+        timeout: std::time::Duration,
+    ) -> Result<usize, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let known = self.peers().await?.len();
+            if known >= min {
+                return Ok(known);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::NoKnownPeers);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Validates `bundle`, stores it locally (server mode) and on the closest
     /// peers, and reports who acknowledged it. The report is truthful: a
     /// peer counts only once it answered that the record is on its disk.

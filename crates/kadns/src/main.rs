@@ -2,6 +2,7 @@
 
 mod cli;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,8 +12,11 @@ fn main() -> ExitCode {
     let args = cli::Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        // A lone first node has nobody to bootstrap from: not worth a warning.
         .with_env_filter(
-            EnvFilter::try_from_env("KADNS_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+            EnvFilter::try_from_env("KADNS_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("warn,libp2p_kad::behaviour=error")),
         )
         .init();
     match cli::run(args) {

@@ -1,7 +1,10 @@
 //! Command-line interface: the argument structure and the dispatch.
 
+mod demo;
 mod key;
 mod present;
+mod resolve;
+mod serve;
 mod zone;
 
 use std::process::ExitCode;
@@ -21,9 +24,15 @@ enum Command {
     /// Create and inspect zone keys.
     #[command(subcommand)]
     Key(key::KeyCommand),
-    /// Sign, check and inspect zones.
+    /// Sign, check, inspect and publish zones.
     #[command(subcommand)]
     Zone(zone::ZoneCommand),
+    /// Run a DHT node and the DNS stub that resolv.conf points at.
+    Serve(serve::ServeArgs),
+    /// Look one name up through the DHT and print the verified records.
+    Resolve(resolve::ResolveArgs),
+    /// Run a local network with a published demo zone and a stub for dig.
+    Demo(demo::DemoArgs),
 }
 
 /// Runs the command; an `Err` is reported as one line on stderr.
@@ -31,5 +40,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Key(command) => key::run(command),
         Command::Zone(command) => zone::run(command),
+        Command::Serve(args) => serve::run(args),
+        Command::Resolve(args) => resolve::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }

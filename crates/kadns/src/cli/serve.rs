@@ -1,0 +1,130 @@
+//! `kadns serve`: the DHT node and the DNS stub, until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use ipnet::IpNet;
+use kadns::{ServeConfig, Service};
+use kadns_dht::Multiaddr;
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// TOML configuration file; flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// DNS address to answer on, UDP and TCP [default: 127.0.0.1:53].
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Client network allowed to query, e.g. 192.168.1.0/24 [default: loopback only].
+    #[arg(long, value_name = "NET")]
+    allow: Vec<IpNet>,
+    /// libp2p address to listen on for other nodes [default: /ip4/0.0.0.0/tcp/4001].
+    #[arg(long, value_name = "MULTIADDR")]
+    p2p_listen: Vec<Multiaddr>,
+    /// A node to join through: /ip4|ip6/…/tcp/PORT/p2p/PEERID (DNS names are refused).
+    #[arg(long, value_name = "MULTIADDR")]
+    bootstrap: Vec<Multiaddr>,
+    /// Where identity, records, peers and seen sequences are kept
+    /// [default: $XDG_DATA_HOME/kadns].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Upstream DNS server for names outside kadns [default: the nameservers of /etc/resolv.conf].
+    #[arg(long, value_name = "ADDR:PORT")]
+    upstream: Vec<SocketAddr>,
+    /// Trust anchor: the zone key ZONEID answers for NAME and below (e.g. example.kad=<zone id>).
+    #[arg(long, value_name = "NAME=ZONEID", value_parser = parse_anchor)]
+    anchor: Vec<(String, String)>,
+}
+
+pub(crate) fn parse_anchor(text: &str) -> Result<(String, String), String> {
+    let (name, zone) = text.split_once('=').ok_or("expected NAME=ZONEID")?;
+    zone.parse::<kadns_record::ZoneId>()
+        .map_err(|e| format!("bad zone id for {name}: {e}"))?;
+    Ok((name.trim().to_owned(), zone.trim().to_owned()))
+}
+
+impl ServeArgs {
+    /// The configuration file (or defaults) with the flags applied on top.
+    pub(crate) fn into_config(self) -> anyhow::Result<ServeConfig> {
+        let mut config = match &self.config {
+            Some(path) => ServeConfig::from_file(path)?,
+            None => ServeConfig::default(),
+        };
+        if !self.listen.is_empty() {
+            config.dns.listen = self.listen;
+        }
+        if !self.allow.is_empty() {
+            config.dns.allow.extend(self.allow);
+        }
+        if !self.p2p_listen.is_empty() {
+            config.p2p.listen = self.p2p_listen;
+        }
+        config.p2p.bootstrap.extend(self.bootstrap);
+        if self.data_dir.is_some() {
+            config.data_dir = self.data_dir;
+        }
+        if !self.upstream.is_empty() {
+            config.resolver.upstream.servers = self.upstream;
+        }
+        config.resolver.trust_anchors.extend(self.anchor);
+        Ok(config)
+    }
+}
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = args.into_config()?;
+    runtime()?.block_on(async {
+        let service = Service::start(&config).await?;
+        print_addresses(&service).await?;
+        let signal = shutdown_signal().await;
+        tracing::info!("{signal}: shutting down");
+        service.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The runtime every networked command runs on.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// One line per address, in a stable format scripts can read:
+/// `p2p <multiaddr>/p2p/<peer id>`, `dns udp <addr>`, `dns tcp <addr>`.
+pub(crate) async fn print_addresses(service: &Service) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let p2p = service.p2p_addrs().await;
+    if p2p.is_empty() {
+        bail!("the DHT node listens on no address");
+    }
+    for addr in p2p {
+        writeln!(out, "p2p {addr}")?;
+    }
+    for addr in service.stub().udp_addrs() {
+        writeln!(out, "dns udp {addr}")?;
+    }
+    for addr in service.stub().tcp_addrs() {
+        writeln!(out, "dns tcp {addr}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM and says which came.
+pub(crate) async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

@@ -1,0 +1,157 @@
+//! The configuration of `kadns serve`: one TOML file, every section optional.
+
+use std::path::{Path, PathBuf};
+
+use kadns_dht::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+use crate::stub_config::StubConfig;
+
+/// Everything `kadns serve` runs: where it keeps its data, the DNS stub, the
+/// DHT node, and the resolver between them.
+///
+/// ```toml
+/// data_dir = "/var/lib/kadns"
+///
+/// [dns]
+/// listen = ["127.0.0.1:53"]
+///
+/// [p2p]
+/// listen = ["/ip4/0.0.0.0/tcp/4001"]
+/// bootstrap = ["/ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…"]
+///
+/// [resolver.trust_anchors]
+/// "example.kad" = "<52-character zone id>"
+///
+/// [resolver.upstream]
+/// servers = ["192.0.2.53:53"]
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServeConfig {
+    /// Where the node keeps its identity, stored records, saved peers and the
+    /// resolver's highest-seen sequences. Default: [`default_data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// The DNS stub.
+    pub dns: StubConfig,
+    /// The DHT node.
+    pub p2p: P2pConfig,
+    /// The resolver: trust anchors, upstreams, cache and lookup bounds.
+    pub resolver: kadns_resolver::Config,
+}
+
+/// The DHT node's addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct P2pConfig {
+    /// Addresses to listen on for other nodes (`/ip4|ip6/…/tcp/PORT`).
+    /// Default: every IPv4 interface, TCP port 4001.
+    pub listen: Vec<Multiaddr>,
+    /// Nodes to join through (`/ip4|ip6/…/tcp/PORT/p2p/PEERID`). After the
+    /// first start, peers seen before are enough: no node is special.
+    pub bootstrap: Vec<Multiaddr>,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4001"
+                    .parse()
+                    .expect("a valid multiaddr literal"),
+            ],
+            bootstrap: Vec::new(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Reads a TOML configuration file; unknown keys are errors.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// The data directory in effect.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+}
+
+/// `$XDG_DATA_HOME/kadns`, else `$HOME/.local/share/kadns`, else
+/// `/var/lib/kadns` (a service account with no home).
+pub fn default_data_dir() -> PathBuf {
+    let non_empty = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(xdg) = non_empty("XDG_DATA_HOME") {
+        return xdg.join("kadns");
+    }
+    if let Some(home) = non_empty("HOME") {
+        return home.join(".local/share/kadns");
+    }
+    PathBuf::from("/var/lib/kadns")
+}
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_example_parses_and_typos_are_refused() {
+        let text = r#"
+data_dir = "/tmp/kadns"
+[dns]
+listen = ["127.0.0.1:5353"]
+[p2p]
+listen = ["/ip4/127.0.0.1/tcp/4001"]
+bootstrap = ["/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"]
+[resolver.trust_anchors]
+"example.kad" = "yqooxx9u3aemh8mo5wcqq16yufu6jitouq1o4za751dger1igghy"
+[resolver.upstream]
+servers = ["127.0.0.1:5300"]
+"#;
+        let config: ServeConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.dns.listen, vec!["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(config.p2p.bootstrap.len(), 1);
+        assert_eq!(config.resolver.trust_anchors.len(), 1);
+        assert!(toml::from_str::<ServeConfig>("[dns]\nlisten_on = []\n").is_err());
+        // Absent sections take the defaults: loopback DNS on port 53.
+        let empty: ServeConfig = toml::from_str("").unwrap();
+        assert_eq!(empty.dns, StubConfig::default());
+    }
+}

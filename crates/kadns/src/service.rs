@@ -1,0 +1,106 @@
+//! `kadns serve` as a library object: the DHT node, the resolver and the DNS
+//! stub, started together and stopped in order.
+
+use kadns_dht::{Handle, Mode, Multiaddr, Node};
+use kadns_resolver::{Resolver, SledSequences};
+use tracing::info;
+
+use crate::serve_config::ServeConfig;
+use crate::stub::{Stub, StubError};
+
+/// A running kadns node: a DHT server node storing records for the network,
+/// and the DNS stub answering this machine's queries through it.
+#[derive(Debug)]
+pub struct Service {
+    node: Node,
+    resolver: Resolver<Handle>,
+    stub: Stub<Handle>,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The DHT node could not start (data directory, identity, listen address…).
+    #[error("the DHT node cannot start: {0}")]
+    Dht(#[from] kadns_dht::Error),
+    /// The resolver's sequence store could not be opened.
+    #[error("the resolver cannot start: {0}")]
+    Resolver(#[from] kadns_resolver::Error),
+    /// The resolver's sequence store could not be opened.
+    #[error("the rollback store cannot open: {0}")]
+    Sequences(#[from] kadns_resolver::StoreError),
+    /// The DNS stub could not bind its sockets.
+    #[error(transparent)]
+    Stub(#[from] StubError),
+}
+
+impl Service {
+    /// Starts the node (server mode, data under `data_dir/dht`), the resolver
+    /// (highest-seen sequences under `data_dir/resolver`) and the stub.
+    /// Returns once every socket listens.
+    pub async fn start(config: &ServeConfig) -> Result<Self, ServiceError> {
+        let data_dir = config.data_dir();
+        let mut dht = kadns_dht::Config::with_data_dir(data_dir.join("dht"));
+        dht.listen = config.p2p.listen.clone();
+        dht.bootstrap = config.p2p.bootstrap.clone();
+        dht.mode = Mode::Server;
+        let node = Node::spawn(dht).await?;
+        match Self::start_resolver(config, &node).await {
+            Ok((resolver, stub)) => {
+                info!(data_dir = %data_dir.display(), peer = %node.peer_id(), "kadns node started");
+                Ok(Self {
+                    node,
+                    resolver,
+                    stub,
+                })
+            }
+            Err(error) => {
+                node.shutdown().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn start_resolver(
+        config: &ServeConfig,
+        node: &Node,
+    ) -> Result<(Resolver<Handle>, Stub<Handle>), ServiceError> {
+        let sequences = SledSequences::open(config.data_dir().join("resolver"))?;
+        let resolver = Resolver::builder(config.resolver.clone(), node.handle())
+            .sequences(sequences)
+            .local_addrs(config.dns.listen.iter().copied())
+            .build()?;
+        let stub = Stub::bind(&config.dns, resolver.clone()).await?;
+        Ok((resolver, stub))
+    }
+
+    /// The node's libp2p addresses, each ending in `/p2p/<peer id>`, for
+    /// other nodes to bootstrap from.
+    pub async fn p2p_addrs(&self) -> Vec<Multiaddr> {
+        self.node.handle().listen_addrs().await.unwrap_or_default()
+    }
+
+    /// A handle to the DHT node.
+    pub fn dht(&self) -> Handle {
+        self.node.handle()
+    }
+
+    /// The resolver the stub answers through.
+    pub fn resolver(&self) -> &Resolver<Handle> {
+        &self.resolver
+    }
+
+    /// The DNS stub.
+    pub fn stub(&self) -> &Stub<Handle> {
+        &self.stub
+    }
+
+    /// Stops answering DNS, then stops the node (its store flushed).
+    pub async fn shutdown(self) {
+        self.stub.shutdown().await;
+        drop(self.resolver);
+        self.node.shutdown().await;
+        info!("kadns node stopped");
+    }
+}
