@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod dig;
+pub mod process;
 pub mod upstream;
 
 /// Errors in tests are reported, not handled.

@@ -57,7 +57,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         nodes.push(node);
     }
-    let wanted = usize::from(args.nodes) - 1;
+    // Everyone has joined: one more bootstrap round lets early nodes learn
+    // of later ones, then each node must know at least one other.
+    let wanted = usize::from(args.nodes > 1);
+    for node in &nodes {
+        let _ = node.handle().bootstrap().await;
+    }
     for node in &nodes {
         node.handle()
             .wait_for_peers(wanted, Duration::from_secs(20))
@@ -86,7 +91,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.data_dir = Some(work.path().join("stub"));
     config.dns.listen = vec![args.listen];
     config.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-    config.p2p.bootstrap = first;
+    config.p2p.bootstrap = first.clone();
+    let first_addr = first;
     let origin = zone.origin().to_ascii();
     let readable = origin.trim_end_matches('.').to_string();
     config
@@ -96,17 +102,25 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let service = Service::start(&config).await?;
     service
         .dht()
-        .wait_for_peers(wanted, Duration::from_secs(20))
+        .wait_for_peers(1, Duration::from_secs(20))
         .await
         .context("the stub did not join")?;
 
-    let port = args.listen.port();
-    let ip = args.listen.ip();
+    let stub_addr = service
+        .stub()
+        .udp_addrs()
+        .first()
+        .copied()
+        .unwrap_or(args.listen);
+    let (ip, port) = (stub_addr.ip(), stub_addr.port());
     println!(
-        "kadns demo: {} DHT nodes on 127.0.0.1, a stub on {}",
-        args.nodes, args.listen
+        "kadns demo: {} DHT nodes on 127.0.0.1, a stub on {stub_addr}",
+        args.nodes
     );
     println!("zone {readable} = {zone_id}");
+    if let Some(addr) = first_addr.first() {
+        println!("bootstrap {addr}");
+    }
     println!(
         "published {} names, {} records; every name stored on at least {weakest} nodes",
         signed.summary().names,
