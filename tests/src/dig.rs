@@ -58,6 +58,23 @@ pub fn status(output: &str) -> Option<String> {
         .map(|rest| rest.split(',').next().unwrap_or("").trim().to_owned())
 }
 
+/// dig's output for several queries in one run (`dig @S a A b MX …`), split
+/// into one piece per response received, in the order of the queries.
+/// A query that got no response (a timeout) has no piece.
+pub fn responses(output: &str) -> Vec<&str> {
+    output.split(";; Got answer:").skip(1).collect()
+}
+
+/// The question of a response as dig prints it: `(name, type)`, e.g.
+/// `("WwW.example.kad.", "A")`.
+pub fn question(output: &str) -> Option<(String, String)> {
+    let line = section(output, ";; QUESTION SECTION:").into_iter().next()?;
+    let mut words = line.trim_start_matches(';').split_whitespace();
+    let name = words.next()?.to_owned();
+    let rtype = words.nth(1)?.to_owned();
+    Some((name, rtype))
+}
+
 /// The lines of the ANSWER section.
 pub fn answer_lines(output: &str) -> Vec<String> {
     section(output, ";; ANSWER SECTION:")

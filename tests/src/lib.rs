@@ -5,12 +5,14 @@
 //! - [`upstream`]: a small DNS server on loopback that plays "the ordinary
 //!   DNS" for forwarding tests.
 //! - [`dig`]: run the real `dig`, when installed (CI installs it).
+//! - [`net`]: a [`net::TestNet`] of in-process DHT server nodes on loopback.
 //!
 //! Everything talks only to loopback addresses, and every wait has a deadline.
 #![allow(clippy::unwrap_used)]
 
 pub mod client;
 pub mod dig;
+pub mod net;
 pub mod process;
 pub mod upstream;
 

@@ -38,7 +38,17 @@ impl KadnsProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut process = Self::spawn(bin, args)?;
+        Self::serve_with_env(bin, args, &[])
+    }
+
+    /// Like [`KadnsProcess::serve`], with extra environment variables (for
+    /// example `KADNS_LOG`, to read what the process logs on standard error).
+    pub fn serve_with_env<I, S>(bin: &Path, args: I, env: &[(&str, &str)]) -> TestResult<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut process = Self::spawn_with_env(bin, args, env)?;
         process.wait_for(|l| l.starts_with("dns tcp "), START_TIMEOUT)?;
         for line in &process.seen {
             if let Some(addr) = line.strip_prefix("p2p ") {
@@ -58,8 +68,18 @@ impl KadnsProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        Self::spawn_with_env(bin, args, &[])
+    }
+
+    /// Like [`KadnsProcess::spawn`], with extra environment variables.
+    pub fn spawn_with_env<I, S>(bin: &Path, args: I, env: &[(&str, &str)]) -> TestResult<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let mut child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -149,6 +169,28 @@ impl KadnsProcess {
     /// Standard error so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Waits until standard error contains `needle`, and returns all of it.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> TestResult<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.stderr();
+            if text.contains(needle) {
+                return Ok(text);
+            }
+            if Instant::now() >= deadline {
+                return Err(
+                    format!("stderr lacks {needle:?} after {timeout:?}; stderr {text}").into(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The exit status if the process has ended, `None` while it runs.
+    pub fn exited(&mut self) -> TestResult<Option<ExitStatus>> {
+        Ok(self.child.try_wait()?)
     }
 
     /// The first `p2p` address.

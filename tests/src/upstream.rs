@@ -39,9 +39,8 @@ impl TestUpstream {
                 .push(rdata.clone());
         }
         let table: Table = Arc::new(table);
-        let udp = UdpSocket::bind("127.0.0.1:0").await?;
+        let (udp, tcp) = bind_pair().await?;
         let addr = udp.local_addr()?;
-        let tcp = TcpListener::bind(addr).await?;
         let queries = Arc::new(AtomicU64::new(0));
         let mut tasks = JoinSet::new();
         {
@@ -102,6 +101,21 @@ impl TestUpstream {
     pub fn queries(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
     }
+}
+
+/// A UDP socket and a TCP listener on one loopback port. The port the OS
+/// picks for UDP may be taken for TCP (a client socket in TIME-WAIT holds it
+/// for a minute): then another is tried.
+async fn bind_pair() -> TestResult<(UdpSocket, TcpListener)> {
+    let mut last = None;
+    for _ in 0..32 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(format!("no loopback port free for both UDP and TCP: {last:?}").into())
 }
 
 fn answer(table: &Table, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {

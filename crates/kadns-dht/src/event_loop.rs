@@ -364,6 +364,9 @@ impl EventLoop {
             Command::Peers { reply } => {
                 let _ = reply.send(Ok(self.routing_peers()));
             }
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(Ok(self.swarm.connected_peers().copied().collect()));
+            }
             Command::ListenAddrs { reply } => {
                 let peer = *self.swarm.local_peer_id();
                 let addrs = self

@@ -81,6 +81,9 @@ pub(crate) enum Command {
     Peers {
         reply: Reply<Vec<PeerId>>,
     },
+    ConnectedPeers {
+        reply: Reply<Vec<PeerId>>,
+    },
     ListenAddrs {
         reply: Reply<Vec<Multiaddr>>,
     },
@@ -133,9 +136,10 @@ impl Handle {
         self.events.subscribe()
     }
 
-    /// Waits until the node knows at least `min` peers, checking every 50 ms,
-    /// for at most `timeout`. Returns the number known; [`Error::NoKnownPeers`]
-    /// if the deadline passed first. Safe to cancel.
+    /// Waits until the node is connected to at least `min` peers, checking
+    /// every 50 ms, for at most `timeout`: a node that could not reach any
+    /// bootstrap address never gets there. Returns the number connected;
+    /// [`Error::NoKnownPeers`] if the deadline passed first. Safe to cancel.
     pub async fn wait_for_peers(
         &self,
         min: usize,
@@ -143,9 +147,9 @@ impl Handle {
     ) -> Result<usize, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let known = self.peers().await?.len();
-            if known >= min {
-                return Ok(known);
+            let connected = self.connected_peers().await?.len();
+            if connected >= min {
+                return Ok(connected);
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::NoKnownPeers);
@@ -204,9 +208,15 @@ impl Handle {
         self.call(|reply| Command::Bootstrap { reply }).await
     }
 
-    /// The peers in the routing table.
+    /// The peers in the routing table. A bootstrap address is in it from the
+    /// start, reachable or not; see [`Handle::connected_peers`].
     pub async fn peers(&self) -> Result<Vec<PeerId>, Error> {
         self.call(|reply| Command::Peers { reply }).await
+    }
+
+    /// The peers the node has an open connection to right now.
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, Error> {
+        self.call(|reply| Command::ConnectedPeers { reply }).await
     }
 
     /// The addresses the node listens on, each ending in `/p2p/<peer id>`.

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hickory_proto::rr::RecordType;
-use kadns_record::{ContentError, DecodeError, EncodeError, NameError, ZoneIdError};
+use kadns_record::{
+    ContentError, DecodeError, DhtKey, EncodeError, NameError, OwnerName, ZoneIdError,
+};
 
 /// Why a zone key could not be generated or loaded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -497,6 +499,27 @@ pub struct EntryError {
     /// What kadns-record's decoder refused.
     #[source]
     pub source: DecodeError,
+}
+
+/// Why one name could not be published.
+///
+/// A name whose put failed is reported in its
+/// [`NamePublished`](crate::NamePublished); the other names go on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The DHT node refused the put (the bundle is invalid, for example
+    /// expired) or could not run it (the node has shut down).
+    #[error("storing {owner} failed: {source}")]
+    Put {
+        /// The name.
+        owner: OwnerName,
+        /// Its DHT key.
+        key: DhtKey,
+        /// What the node answered.
+        #[source]
+        source: kadns_dht::Error,
+    },
 }
 
 /// Renders a list of problems, one per line.

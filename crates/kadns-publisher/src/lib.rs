@@ -1,9 +1,11 @@
-//! Keystore, zone-file parsing and signing for kadns zones.
+//! Keystore, zone-file parsing, signing and publishing for kadns zones.
 //!
 //! A zone owner holds an ed25519 key ([`generate_key`], [`load_key`]), writes an
 //! ordinary RFC 1035 zone file ([`ParsedZone`]), and signs it ([`Signer`]) into
 //! one `kadns_record::SignedBundle` per owner name, ready to be stored in the
-//! DHT or written to a signed zone file ([`write_signed_file`]).
+//! DHT or written to a signed zone file ([`write_signed_file`]). [`publish`]
+//! puts the bundles into the DHT through a running `kadns_dht` node and
+//! reports, per name, how many nodes really stored it.
 //!
 //! Every sequence number is taken from the zone's [`ZoneState`], which makes
 //! sequences strictly increase across signings, restarts and clock steps. Keys
@@ -51,6 +53,8 @@ mod durable;
 mod error;
 mod keystore;
 mod lexer;
+mod presentation;
+mod publish;
 mod signed_file;
 mod signer;
 mod state;
@@ -60,13 +64,21 @@ pub mod testing;
 
 pub use config::{Config, DEFAULT_VALIDITY_SECS};
 pub use error::{
-    EntryError, KeyError, ProblemKind, SignError, SignedFileError, StateError, ZoneError,
-    ZoneProblem,
+    EntryError, KeyError, ProblemKind, PublishError, SignError, SignedFileError, StateError,
+    ZoneError, ZoneProblem,
 };
 pub use keystore::{KEY_FILE_HEADER, generate_key, load_key};
+pub use presentation::{quote_character_string, record_line};
+pub use publish::{
+    DEFAULT_PUBLISH_CONCURRENCY, MAX_PUBLISH_CONCURRENCY, NamePublished, PublishReport, publish,
+};
 pub use signed_file::{
     SIGNED_FILE_MAGIC, SignedEntry, decode_signed_file, read_signed_file, write_signed_file,
 };
 pub use signer::{SignedZone, Signer, Summary};
 pub use state::{STATE_FILE_HEADER, ZoneState};
 pub use zonefile::{ParsedZone, ZoneRecord};
+
+// Re-exported so that embedders use the same versions as kadns.
+pub use kadns_dht;
+pub use kadns_record;

@@ -1298,28 +1298,11 @@ $TTL abc
         assert_eq!(ParsedZone::from_file(&good, None).unwrap().path(), good);
     }
 
-    /// Escapes a byte string as one quoted RFC 1035 character-string.
-    fn quote(bytes: &[u8]) -> String {
-        let mut out = String::from("\"");
-        for &b in bytes {
-            match b {
-                b'"' | b'\\' => {
-                    out.push('\\');
-                    out.push(char::from(b));
-                }
-                0x20..=0x7e => out.push(char::from(b)),
-                _ => out.push_str(&format!("\\{b:03}")),
-            }
-        }
-        out.push('"');
-        out
-    }
-
     proptest! {
         /// Any TXT strings, escaped as a zone file writes them, parse back to the same bytes.
         #[test]
         fn txt_bytes_survive_escaping(strings in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..5)) {
-            let data: Vec<String> = strings.iter().map(|s| quote(s)).collect();
+            let data: Vec<String> = strings.iter().map(|s| crate::presentation::quote_character_string(s)).collect();
             let text = format!("$ORIGIN example.org.\nt 60 IN TXT {}\n", data.join(" "));
             let zone = parse(&text).unwrap();
             let record = &zone.names().values().next().unwrap()[0];

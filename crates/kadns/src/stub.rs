@@ -17,6 +17,11 @@ use crate::stub_config::StubConfig;
 /// Largest DNS message over TCP, and so the response buffer per connection.
 const TCP_RESPONSE_BUFFER: usize = 65_535;
 
+/// Ports tried for a listen address with port 0. UDP and TCP share one port,
+/// but the port the OS picks for UDP may be taken for TCP (a client socket
+/// in TIME-WAIT holds its port for a minute): then both are bound again.
+const PORT_ZERO_ATTEMPTS: usize = 32;
+
 /// Why the stub could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -67,30 +72,15 @@ impl<S: BundleSource> Stub<S> {
         let mut server = Server::with_access(handler, [], config.allow.iter().copied());
         let (mut udp, mut tcp) = (Vec::new(), Vec::new());
         for &addr in &config.listen {
-            let socket = UdpSocket::bind(addr)
-                .await
-                .map_err(|source| StubError::Bind {
-                    protocol: "UDP",
-                    addr,
-                    source,
-                })?;
+            let (socket, listener) = bind_pair(addr).await?;
             let local = socket.local_addr().map_err(|source| StubError::Bind {
                 protocol: "UDP",
                 addr,
                 source,
             })?;
-            // Listen for TCP on the port UDP got, so port 0 gives one port for both.
-            let tcp_addr = SocketAddr::new(addr.ip(), local.port());
-            let listener = TcpListener::bind(tcp_addr)
-                .await
-                .map_err(|source| StubError::Bind {
-                    protocol: "TCP",
-                    addr: tcp_addr,
-                    source,
-                })?;
             let tcp_local = listener.local_addr().map_err(|source| StubError::Bind {
                 protocol: "TCP",
-                addr: tcp_addr,
+                addr,
                 source,
             })?;
             info!("listening for UDP on {local}");
@@ -131,6 +121,80 @@ impl<S: BundleSource> Stub<S> {
     pub async fn shutdown(mut self) {
         if let Err(error) = self.server.shutdown_gracefully().await {
             tracing::warn!(%error, "DNS stub stopped with an error");
+        }
+    }
+}
+
+/// Binds `addr` over UDP, then TCP on the port UDP got, so that port 0 gives
+/// one port for both. For port 0, a port taken for TCP is given up and
+/// another tried, at most [`PORT_ZERO_ATTEMPTS`] times.
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), StubError> {
+    let mut attempt = 1;
+    loop {
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| StubError::Bind {
+                protocol: "UDP",
+                addr,
+                source,
+            })?;
+        let port = socket
+            .local_addr()
+            .map_err(|source| StubError::Bind {
+                protocol: "UDP",
+                addr,
+                source,
+            })?
+            .port();
+        let tcp_addr = SocketAddr::new(addr.ip(), port);
+        match TcpListener::bind(tcp_addr).await {
+            Ok(listener) => return Ok((socket, listener)),
+            Err(source)
+                if addr.port() == 0
+                    && source.kind() == io::ErrorKind::AddrInUse
+                    && attempt < PORT_ZERO_ATTEMPTS =>
+            {
+                tracing::debug!(port, attempt, "port taken for TCP: trying another");
+                attempt += 1;
+            }
+            Err(source) => {
+                return Err(StubError::Bind {
+                    protocol: "TCP",
+                    addr: tcp_addr,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn port_zero_gives_one_port_for_udp_and_tcp() {
+        for _ in 0..50 {
+            let (udp, tcp) = bind_pair("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            assert_eq!(udp.local_addr().unwrap(), tcp.local_addr().unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_explicit_port_taken_for_tcp_is_an_error_naming_it() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        // The port is free for UDP (or this test cannot say anything).
+        if std::net::UdpSocket::bind(addr).is_err() {
+            return;
+        }
+        match bind_pair(addr).await {
+            Err(StubError::Bind {
+                protocol: "TCP",
+                addr: reported,
+                ..
+            }) => assert_eq!(reported, addr),
+            other => panic!("expected a TCP bind error, got {other:?}"),
         }
     }
 }

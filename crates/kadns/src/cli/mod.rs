@@ -2,7 +2,6 @@
 
 mod demo;
 mod key;
-mod present;
 mod resolve;
 mod serve;
 mod zone;

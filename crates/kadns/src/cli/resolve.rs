@@ -11,8 +11,8 @@ use kadns_record::hickory_proto::op::ResponseCode;
 use kadns_record::hickory_proto::rr::{Name, RecordType};
 use kadns_resolver::{Config, Outcome, Resolver};
 
-use super::present::record_line;
 use super::serve::runtime;
+use kadns_publisher::record_line;
 
 /// Exit status for a name that does not exist.
 const EXIT_NXDOMAIN: u8 = 3;

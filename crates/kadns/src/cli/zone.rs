@@ -1,15 +1,22 @@
-//! `kadns zone …`: sign zone files, check and print signed output.
+//! `kadns zone …`: sign zone files, check and print signed output, publish
+//! zones into the DHT.
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use clap::Subcommand;
-use kadns_publisher::{Config, ParsedZone, Signer, read_signed_file, write_signed_file};
+use clap::{ArgGroup, Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kadns_dht::{DataDir, Mode, Multiaddr, Node};
+use kadns_publisher::{
+    Config, DEFAULT_PUBLISH_CONCURRENCY, NamePublished, ParsedZone, SignedZone, Signer, publish,
+    read_signed_file, write_signed_file,
+};
 use kadns_record::hickory_proto::rr::{Name, Record};
 
-use super::present::record_line;
+use kadns_publisher::record_line;
 use kadns_record::{SignedBundle, VerifiedBundle, ZoneId, rebase_rdata};
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +57,43 @@ pub(crate) enum ZoneCommand {
         #[arg(value_name = "PATH")]
         signed: PathBuf,
     },
+    /// Sign a zone file (or take a signed zone) and store every name in the
+    /// DHT; one line per name says how many nodes really stored it.
+    Publish(PublishArgs),
+}
+
+/// `kadns zone publish`: `--key FILE ZONEFILE` or `--signed PATH`.
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("input").required(true).args(["key", "signed"])),
+    after_help = "Exit status: 0 when every name is stored on at least --min-replicas nodes; \
+                  1 otherwise (publish again once more nodes are up) or on any error."
+)]
+pub(crate) struct PublishArgs {
+    /// The zone key file: sign ZONEFILE first, exactly as `zone sign` does.
+    #[arg(long, value_name = "FILE", requires = "zone_file")]
+    key: Option<PathBuf>,
+    /// Publish a signed zone written by `zone sign --out`, without the key.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["zone_file", "origin", "validity"])]
+    signed: Option<PathBuf>,
+    /// With --key: the zone's origin, if the file has no `$ORIGIN` line.
+    #[arg(long, value_name = "NAME")]
+    origin: Option<Name>,
+    /// With --key: how long the signatures stay valid, e.g. `7d`, `36h` (at most 31 days).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
+    validity: Duration,
+    /// A node to join through: /ip4|ip6/…/tcp/PORT/p2p/PEERID (repeat for more).
+    #[arg(long, value_name = "MULTIADDR", required = true)]
+    bootstrap: Vec<Multiaddr>,
+    /// Fail if any name is stored on fewer nodes than this.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    min_replicas: usize,
+    /// How long to wait for the network: to join it, and for each lookup.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// With --key: the zone file.
+    #[arg(value_name = "ZONEFILE", requires = "key")]
+    zone_file: Option<PathBuf>,
 }
 
 pub(crate) fn run(command: ZoneCommand) -> anyhow::Result<ExitCode> {
@@ -63,6 +107,7 @@ pub(crate) fn run(command: ZoneCommand) -> anyhow::Result<ExitCode> {
         } => sign(key, out, origin, validity, zone_file),
         ZoneCommand::Verify { zone, signed } => verify(zone, signed),
         ZoneCommand::Show { origin, signed } => show(origin, signed),
+        ZoneCommand::Publish(args) => publish_zone(args),
     }
 }
 
@@ -73,11 +118,7 @@ fn sign(
     validity: Duration,
     zone_file: PathBuf,
 ) -> anyhow::Result<ExitCode> {
-    let zone = ParsedZone::from_file(&zone_file, origin.as_ref())?;
-    let mut config = Config::default();
-    config.validity_secs = validity.as_secs();
-    let signer = Signer::from_key_file(&key, &config)?;
-    let signed = signer.sign(&zone)?;
+    let (zone, signed) = sign_zone(&key, origin.as_ref(), validity, &zone_file)?;
     write_signed_file(&out, signed.bundles())?;
     let summary = signed.summary();
     println!("zone      {}", signed.zone_id());
@@ -89,6 +130,22 @@ fn sign(
     println!("expires   {}", format_time(summary.expires));
     println!("written   {}", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parses and signs a zone file with the key at `key`: what `zone sign` and
+/// `zone publish --key` both do.
+fn sign_zone(
+    key: &Path,
+    origin: Option<&Name>,
+    validity: Duration,
+    zone_file: &Path,
+) -> anyhow::Result<(ParsedZone, SignedZone)> {
+    let zone = ParsedZone::from_file(zone_file, origin)?;
+    let mut config = Config::default();
+    config.validity_secs = validity.as_secs();
+    let signer = Signer::from_key_file(key, &config)?;
+    let signed = signer.sign(&zone)?;
+    Ok((zone, signed))
 }
 
 fn verify(zone: ZoneId, path: PathBuf) -> anyhow::Result<ExitCode> {
@@ -176,6 +233,225 @@ fn show(origin: Option<Name>, path: PathBuf) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `zone publish`: everything offline first (sign, or read and verify the
+/// signed file), so a bad zone never reaches the network; then a short-lived
+/// client node joins, puts every name and reports.
+fn publish_zone(args: PublishArgs) -> anyhow::Result<ExitCode> {
+    let (zone, bundles) = match (&args.key, &args.signed, &args.zone_file) {
+        (Some(key), None, Some(zone_file)) => {
+            let (_, signed) = sign_zone(key, args.origin.as_ref(), args.validity, zone_file)?;
+            (signed.zone_id(), signed.into_bundles())
+        }
+        (None, Some(path), None) => load_signed(path)?,
+        // clap enforces this; kept so that nothing can panic.
+        _ => bail!("give either --key FILE ZONEFILE or --signed PATH"),
+    };
+    if bundles.is_empty() {
+        bail!("zone {zone} has no names: nothing to publish");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(publish_bundles(zone, bundles, &args))
+}
+
+/// Reads a signed zone file and verifies every bundle as a node would, all
+/// of one zone. Prints a `FAIL` line per bad entry and refuses the whole
+/// file if there is one: a zone is not published half.
+fn load_signed(path: &Path) -> anyhow::Result<(ZoneId, Vec<SignedBundle>)> {
+    let entries = read_signed_file(path)?;
+    let now = now_unix()?;
+    let mut zone: Option<ZoneId> = None;
+    let mut bundles = Vec::with_capacity(entries.len());
+    let mut failures = 0usize;
+    for entry in entries {
+        let bundle = match entry.bundle {
+            Ok(bundle) => bundle,
+            Err(error) => {
+                failures += 1;
+                println!("FAIL  entry {}  {error}", entry.index);
+                continue;
+            }
+        };
+        let expected = *zone.get_or_insert(*bundle.zone());
+        match check(&bundle, &expected, now) {
+            Ok(_) => bundles.push(bundle),
+            Err(reason) => {
+                failures += 1;
+                println!("FAIL  {}  {reason}", bundle.content().owner());
+            }
+        }
+    }
+    let total = bundles.len() + failures;
+    if failures > 0 {
+        bail!(
+            "{failures} of {total} names in {} are not valid; nothing was published (sign the zone again)",
+            path.display()
+        );
+    }
+    let zone =
+        zone.with_context(|| format!("{} holds no names: nothing to publish", path.display()))?;
+    Ok((zone, bundles))
+}
+
+async fn publish_bundles(
+    zone: ZoneId,
+    bundles: Vec<SignedBundle>,
+    args: &PublishArgs,
+) -> anyhow::Result<ExitCode> {
+    let mut config = kadns_dht::Config::default();
+    config.data_dir = DataDir::Temporary;
+    config.mode = Mode::Client;
+    config.bootstrap = args.bootstrap.clone();
+    config.query_timeout = args.timeout;
+    config.replication_interval = None;
+    let node = Node::spawn(config)
+        .await
+        .context("cannot start a DHT client")?;
+    let outcome = publish_through(&node, zone, bundles, args).await;
+    node.shutdown().await;
+    outcome
+}
+
+async fn publish_through(
+    node: &Node,
+    zone: ZoneId,
+    bundles: Vec<SignedBundle>,
+    args: &PublishArgs,
+) -> anyhow::Result<ExitCode> {
+    let dht = node.handle();
+    let total = bundles.len();
+    let bar = progress_bar(total);
+
+    bar.set_message("joining the DHT");
+    dht.wait_for_peers(1, args.timeout)
+        .await
+        .context("no bootstrap node is known")?;
+    // Fills the routing table; a slow network gets on with what it has.
+    if let Ok(result) = tokio::time::timeout(args.timeout, dht.bootstrap()).await {
+        result.context("cannot join the DHT")?;
+    }
+
+    // The first name goes alone: if nobody answers it, nobody is there, and
+    // the remaining names are not worth a lookup each.
+    bar.set_message("publishing");
+    let mut rest = bundles.into_iter();
+    let first: Vec<SignedBundle> = rest.by_ref().take(1).collect();
+    let rest: Vec<SignedBundle> = rest.collect();
+    let mut names = publish(&dht, first, 1, |_| bar.inc(1)).await.names;
+    if !names.iter().any(NamePublished::answered) {
+        bar.finish_and_clear();
+        if let Some(error) = names.first().and_then(|n| n.error.clone()) {
+            return Err(error.into());
+        }
+        bail!(
+            "no DHT node answered: none of the bootstrap nodes ({}) could be reached within {}",
+            join_addrs(&args.bootstrap),
+            humantime::format_duration(args.timeout)
+        );
+    }
+    let more = publish(&dht, rest, DEFAULT_PUBLISH_CONCURRENCY, |_| bar.inc(1)).await;
+    names.extend(more.names.into_iter().map(|mut n| {
+        n.index += 1;
+        n
+    }));
+    bar.finish_and_clear();
+
+    let min = args.min_replicas;
+    let width = names
+        .iter()
+        .map(|n| n.owner.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .min(40);
+    for name in &names {
+        println!("{}", result_line(name, min, width));
+    }
+    let low: Vec<&NamePublished> = names.iter().filter(|n| !n.meets(min)).collect();
+    let failed = names.iter().filter(|n| n.error.is_some()).count();
+    let fewest = names.iter().map(NamePublished::replicas).min().unwrap_or(0);
+    println!(
+        "zone {zone}: {total} names, {} ok, {} low, {failed} failed; fewest replicas {fewest} (minimum {min})",
+        total - low.len(),
+        low.len() - failed,
+    );
+    if !low.is_empty() {
+        let advice = if low.iter().any(|n| !n.refused.is_empty()) {
+            "nodes refused some of them, with the reasons above"
+        } else {
+            "publish again once more nodes are up"
+        };
+        bail!(
+            "{} of {total} names are stored on fewer than {min} nodes ({}); {advice}",
+            low.len(),
+            list_names(&low)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ok    www  21 replicas`, `LOW   www  1 replica (minimum 3)`, or
+/// `FAIL  www  reason`, followed by refusals and silent peers, if any.
+fn result_line(name: &NamePublished, min: usize, width: usize) -> String {
+    let owner = name.owner.to_string();
+    if let Some(error) = &name.error {
+        return format!("FAIL  {owner:width$}  {error}");
+    }
+    let replicas = name.replicas();
+    let plural = if replicas == 1 { "" } else { "s" };
+    let mut line = if name.meets(min) {
+        format!("ok    {owner:width$}  {replicas} replica{plural}")
+    } else {
+        format!("LOW   {owner:width$}  {replicas} replica{plural} (minimum {min})")
+    };
+    let refusals = name.refusal_counts();
+    if !refusals.is_empty() {
+        let reasons: Vec<String> = refusals
+            .iter()
+            .map(|(reason, count)| format!("{reason} ×{count}"))
+            .collect();
+        line.push_str(&format!("; refused: {}", reasons.join(", ")));
+    }
+    if !name.failed.is_empty() {
+        line.push_str(&format!("; no answer from {}", name.failed.len()));
+    }
+    line
+}
+
+fn progress_bar(names: usize) -> ProgressBar {
+    // Hidden unless a person watches: logs and pipes get the result lines only.
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(names as u64), target);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:16} [{bar:30}] {pos}/{len} names")
+            .expect("a constant, valid template")
+            .progress_chars("=> "),
+    );
+    if !bar.is_hidden() {
+        bar.enable_steady_tick(Duration::from_millis(100));
+    }
+    bar
+}
+
+/// Up to ten names, then how many more.
+fn list_names(names: &[&NamePublished]) -> String {
+    let mut list: Vec<String> = names.iter().take(10).map(|n| n.owner.to_string()).collect();
+    if names.len() > 10 {
+        list.push(format!("and {} more", names.len() - 10));
+    }
+    list.join(", ")
+}
+
+fn join_addrs(addrs: &[Multiaddr]) -> String {
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    list.join(", ")
 }
 
 fn now_unix() -> anyhow::Result<u64> {

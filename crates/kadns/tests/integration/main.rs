@@ -3,6 +3,7 @@
 mod e2e_demo;
 mod e2e_glibc;
 mod key;
+mod publish;
 mod stub;
 mod support;
 mod zone;

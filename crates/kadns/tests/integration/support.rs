@@ -75,3 +75,35 @@ pub(crate) fn new_key(dir: &Path) -> (std::path::PathBuf, String) {
     assert!(run.success, "{run:?}");
     (path, run.stdout.trim().to_string())
 }
+
+/// Runs `kadns ARGS…` as a child process without blocking the async runtime
+/// (the in-process DHT nodes of a test keep running meanwhile). The child is
+/// killed if it has not exited within `deadline`, which is then an error, or
+/// if the returned future is dropped.
+pub(crate) async fn kadns_async<I, S>(
+    args: I,
+    deadline: std::time::Duration,
+) -> Result<Run, Box<dyn std::error::Error + Send + Sync>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let child = tokio::process::Command::new(KADNS)
+        .args(args)
+        .env_remove("KADNS_LOG")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = tokio::time::timeout(deadline, child)
+        .await
+        .map_err(|_| format!("kadns did not exit within {deadline:?}"))??;
+    Ok(Run {
+        success: status.success(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}

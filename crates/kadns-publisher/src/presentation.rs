@@ -11,11 +11,24 @@ use kadns_record::hickory_proto::rr::rdata::svcb::{SVCB, SvcParamValue};
 use kadns_record::hickory_proto::rr::{RData, Record};
 
 /// One record as a zone-file line: `name TTL IN TYPE RDATA`.
-pub(crate) fn record_line(record: &Record) -> String {
+///
+/// ```
+/// use kadns_publisher::record_line;
+/// use kadns_record::hickory_proto::rr::{Name, RData, Record, rdata::TXT};
+///
+/// let txt = Record::from_rdata(Name::from_ascii("t.example.")?, 60, RData::TXT(TXT::new(vec!["a \"b\"".into(), "c".into()])));
+/// assert_eq!(record_line(&txt), r#"t.example. 60 IN TXT "a \"b\"" "c""#);
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+pub fn record_line(record: &Record) -> String {
     let head = format!("{} {} IN", record.name, record.ttl);
     match &record.data {
         RData::TXT(txt) => {
-            let strings: Vec<String> = txt.txt_data.iter().map(|s| quoted(s)).collect();
+            let strings: Vec<String> = txt
+                .txt_data
+                .iter()
+                .map(|s| quote_character_string(s))
+                .collect();
             format!("{head} TXT {}", strings.join(" "))
         }
         RData::SVCB(svcb) => format!("{head} SVCB {}", svcb_rdata(svcb)),
@@ -34,7 +47,7 @@ pub(crate) fn record_line(record: &Record) -> String {
 
 /// A DNS character-string in quotes: `"` and `\` escaped, bytes outside
 /// printable ASCII as `\DDD` (RFC 1035 §5.1).
-fn quoted(bytes: &[u8]) -> String {
+pub fn quote_character_string(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() + 2);
     out.push('"');
     for &b in bytes {
@@ -66,7 +79,7 @@ fn svcb_rdata(svcb: &SVCB) -> String {
             SvcParamValue::EchConfigList(ech) => {
                 Some(ech.to_string().trim_end_matches(',').to_string())
             }
-            SvcParamValue::Unknown(unknown) => Some(quoted(&unknown.0)),
+            SvcParamValue::Unknown(unknown) => Some(quote_character_string(&unknown.0)),
         };
         match value {
             Some(value) => {
@@ -94,7 +107,7 @@ mod tests {
 
     #[test]
     fn txt_is_quoted_and_escaped() {
-        assert_eq!(quoted(b"a \"b\" \\c"), r#""a \"b\" \\c""#);
-        assert_eq!(quoted(&[0, 200, b'x']), r#""\000\200x""#);
+        assert_eq!(quote_character_string(b"a \"b\" \\c"), r#""a \"b\" \\c""#);
+        assert_eq!(quote_character_string(&[0, 200, b'x']), r#""\000\200x""#);
     }
 }

@@ -1,0 +1,3 @@
+//! Integration tests of kadns-publisher against in-process DHT nodes.
+
+mod publish;
