@@ -1,12 +1,13 @@
 //! Forwarding upstream: server list and failover, time bounds, loop protection.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{Name, RecordType};
 use tokio::time::{Instant, timeout};
 
 use crate::config::UpstreamConfig;
@@ -19,9 +20,13 @@ use crate::resolv_conf;
 /// flag day 2020 value: no IP fragmentation on common paths).
 const EDNS_PAYLOAD: u16 = 1232;
 
-/// A query being forwarded, keyed by its question exactly as sent (letter
-/// case included).
-type FlightKey = (String, RecordType, DNSClass);
+/// EDNS option code of the loop marker (from the range RFC 6891 leaves for
+/// local and experimental use). Its value is a random marker, fresh for every
+/// query sent, so it says nothing about the sender to the upstream.
+pub(crate) const LOOP_MARKER_OPTION: u16 = 65_431;
+
+/// The loop marker of one query in flight.
+type Marker = [u8; 8];
 
 /// Sends queries to the upstream servers, in order, within bounds.
 #[derive(Debug)]
@@ -30,7 +35,8 @@ pub(crate) struct Forwarder {
     attempt_timeout: Duration,
     total_timeout: Duration,
     max_in_flight: usize,
-    in_flight: Mutex<HashMap<FlightKey, usize>>,
+    /// The markers of the queries being forwarded right now.
+    in_flight: Mutex<HashSet<Marker>>,
     metrics: Arc<Metrics>,
 }
 
@@ -93,6 +99,14 @@ impl Forwarder {
                 reason: "not exactly one question",
             });
         };
+        if self.carries_our_marker(request) {
+            self.metrics.count_refusal("forward_loop");
+            tracing::debug!(name = %question.name, "query came back while being forwarded: loop");
+            return Err(ForwardError::Loop {
+                name: question.name.clone(),
+                query_type: question.query_type,
+            });
+        }
         let mut outgoing = request.clone();
         // A TSIG signature covers the original id: it cannot travel on.
         outgoing.signature = None;
@@ -119,33 +133,31 @@ impl Forwarder {
         self.send(query, &question).await
     }
 
-    /// The shared path: loop check, fresh id, 0x20 case marking, failover.
-    /// `question` is the question as the caller asked it.
+    /// The shared path: fresh id, loop marker, 0x20 case randomization,
+    /// failover. `question` is the question as the caller asked it.
     async fn send(&self, mut outgoing: Message, question: &Query) -> Result<Message, ForwardError> {
-        let asked = flight_key(question);
-        if self.lock().contains_key(&asked) {
-            self.metrics.count_refusal("forward_loop");
-            tracing::debug!(name = %question.name, "query came back while being forwarded: loop");
-            return Err(ForwardError::Loop {
-                name: question.name.clone(),
-                query_type: question.query_type,
-            });
-        }
         if self.servers.is_empty() {
             return Err(ForwardError::NoUpstream);
         }
         outgoing.metadata.id = rand::random();
+        // Random letter case (DNS 0x20): one more thing an off-path spoofer
+        // must guess. The answer's owner names are put back below.
         let mut sent = question.clone();
-        // Mark our own query: a lower-case name goes out in random letter
-        // case, so that if it comes back to us (a loop) it matches exactly,
-        // while a client's concurrent query for the same name does not. A
-        // name that already has upper case goes out as it is, which lets a
-        // loop through another kadns resolver (that does the same) be seen.
-        if !sent.name.to_ascii().bytes().any(|b| b.is_ascii_uppercase()) {
-            sent.name.randomize_label_case();
-        }
+        sent.name.randomize_label_case();
         outgoing.queries = vec![sent.clone()];
-        let _guard = self.enter(flight_key(&sent))?;
+        // The loop marker: kadns forwards a client's EDNS options as they
+        // are, so a query that comes back to us through any chain of kadns
+        // resolvers still carries it (see `forward`).
+        let edns = outgoing.edns.get_or_insert_with(|| {
+            let mut edns = Edns::new();
+            edns.set_max_payload(EDNS_PAYLOAD);
+            edns
+        });
+        let guard = self.enter()?;
+        edns.options_mut().insert(EdnsOption::Unknown(
+            LOOP_MARKER_OPTION,
+            guard.marker.to_vec(),
+        ));
         let mut response = self.failover(&outgoing).await?;
         // Answers for the question carry the name as the caller wrote it.
         for record in response.answers.iter_mut() {
@@ -154,6 +166,24 @@ impl Forwarder {
             }
         }
         Ok(response)
+    }
+
+    /// True if `request` carries the marker of a query this forwarder is
+    /// forwarding right now: it has come back to us.
+    fn carries_our_marker(&self, request: &Message) -> bool {
+        let Some(edns) = request.edns.as_ref() else {
+            return false;
+        };
+        let in_flight = self.lock();
+        edns.options()
+            .get_all(EdnsCode::Unknown(LOOP_MARKER_OPTION))
+            .iter()
+            .any(|option| match option {
+                EdnsOption::Unknown(_, value) => {
+                    Marker::try_from(value.as_slice()).is_ok_and(|m| in_flight.contains(&m))
+                }
+                _ => false,
+            })
     }
 
     /// Tries each server in order until one answers with something other than
@@ -203,50 +233,42 @@ impl Forwarder {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<FlightKey, usize>> {
-        // Counters only: consistent after any panic.
+    fn lock(&self) -> MutexGuard<'_, HashSet<Marker>> {
+        // A set of markers: consistent after any panic.
         self.in_flight
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn enter(&self, key: FlightKey) -> Result<FlightGuard<'_>, ForwardError> {
+    /// Registers a query in flight under a fresh marker, within the bound.
+    fn enter(&self) -> Result<FlightGuard<'_>, ForwardError> {
         let mut in_flight = self.lock();
-        if in_flight.values().sum::<usize>() >= self.max_in_flight {
+        if in_flight.len() >= self.max_in_flight {
             return Err(ForwardError::Busy {
                 limit: self.max_in_flight,
             });
         }
-        *in_flight.entry(key.clone()).or_default() += 1;
+        let mut marker: Marker = rand::random();
+        while !in_flight.insert(marker) {
+            marker = rand::random();
+        }
         Ok(FlightGuard {
             forwarder: self,
-            key,
+            marker,
         })
     }
 }
 
-/// Removes a forward from the in-flight table when it ends, however it ends.
+/// Keeps a query's marker in flight until the forward ends, however it ends.
 struct FlightGuard<'a> {
     forwarder: &'a Forwarder,
-    key: FlightKey,
+    marker: Marker,
 }
 
 impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
-        let mut in_flight = self.forwarder.lock();
-        if let Some(count) = in_flight.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                in_flight.remove(&self.key);
-            }
-        }
+        self.forwarder.lock().remove(&self.marker);
     }
-}
-
-fn flight_key(question: &Query) -> FlightKey {
-    let mut name = question.name.clone();
-    name.set_fqdn(true);
-    (name.to_ascii(), question.query_type, question.query_class)
 }
 
 /// True when sending to `server` would reach one of our own listen
@@ -323,16 +345,51 @@ mod tests {
             ..UpstreamConfig::default()
         };
         let forwarder = Forwarder::new(&config, &[], Arc::new(Metrics::new())).unwrap();
-        let key = |n: &str| (n.to_string(), RecordType::A, DNSClass::IN);
-        let a = forwarder.enter(key("a.")).unwrap();
-        let b = forwarder.enter(key("a.")).unwrap();
+        let a = forwarder.enter().unwrap();
+        let b = forwarder.enter().unwrap();
         assert!(matches!(
-            forwarder.enter(key("b.")),
+            forwarder.enter(),
             Err(ForwardError::Busy { limit: 2 })
         ));
         drop(a);
-        assert_eq!(forwarder.lock().get(&key("a.")), Some(&1));
+        assert_eq!(forwarder.lock().len(), 1);
         drop(b);
         assert!(forwarder.lock().is_empty());
+        assert!(forwarder.enter().is_ok());
+    }
+
+    #[test]
+    fn only_a_marker_in_flight_here_means_a_loop() {
+        let config = UpstreamConfig::default();
+        let ours = Forwarder::new(&config, &[], Arc::new(Metrics::new())).unwrap();
+        let theirs = Forwarder::new(&config, &[], Arc::new(Metrics::new())).unwrap();
+        let (our_query, their_query) = (ours.enter().unwrap(), theirs.enter().unwrap());
+        let with = |markers: &[Marker]| {
+            let mut message = Message::query();
+            let mut edns = Edns::new();
+            for marker in markers {
+                edns.options_mut()
+                    .insert(EdnsOption::Unknown(LOOP_MARKER_OPTION, marker.to_vec()));
+            }
+            message.edns = Some(edns);
+            message
+        };
+        assert!(
+            !ours.carries_our_marker(&Message::query()),
+            "no EDNS at all"
+        );
+        assert!(
+            !ours.carries_our_marker(&with(&[their_query.marker])),
+            "another resolver's query"
+        );
+        let both = with(&[their_query.marker, our_query.marker]);
+        assert!(ours.carries_our_marker(&both), "ours, among others");
+        assert!(theirs.carries_our_marker(&both));
+        let done = our_query.marker;
+        drop(our_query);
+        assert!(
+            !ours.carries_our_marker(&with(&[done])),
+            "a finished query's marker is forgotten"
+        );
     }
 }

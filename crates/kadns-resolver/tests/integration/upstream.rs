@@ -332,3 +332,36 @@ impl ForQuery for Message {
         self
     }
 }
+
+#[tokio::test]
+#[traced_test]
+async fn concurrent_identical_queries_are_both_forwarded_not_taken_for_a_loop() -> TestResult {
+    // A slow upstream, so that both forwards are in flight at once. A client
+    // that retransmits sends the very same question, letter case included.
+    let server = TestServer::start(Arc::new(|query: Message, transport| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Some(standard_answer(&query, transport))
+        })
+    }))
+    .await;
+    let resolver = resolver(
+        upstream_config(&[server.addr], 2_000, 4_000),
+        &MemorySource::new(),
+    );
+    let mut query = Message::query();
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(name("MiXeD.Example.com."), RecordType::A));
+    query.set_edns(Edns::new());
+    let (first, second) = timeout(TEST_BOUND, async {
+        tokio::join!(resolver.forward(&query), resolver.forward(&query))
+    })
+    .await?;
+    for response in [first?, second?] {
+        assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(response.answers.len(), 1);
+        assert_eq!(response.answers[0].name, name("MiXeD.Example.com."));
+    }
+    assert_eq!(resolver.metrics().refusal("forward_loop"), 0);
+    Ok(())
+}

@@ -327,9 +327,13 @@ async fn publish_through(
     let bar = progress_bar(total);
 
     bar.set_message("joining the DHT");
-    dht.wait_for_peers(1, args.timeout)
-        .await
-        .context("no bootstrap node is known")?;
+    if dht.wait_for_peers(1, args.timeout).await.is_err() {
+        bail!(
+            "no DHT node answered: none of the bootstrap nodes ({}) could be reached within {}",
+            join_addrs(&args.bootstrap),
+            humantime::format_duration(args.timeout)
+        );
+    }
     // Fills the routing table; a slow network gets on with what it has.
     if let Ok(result) = tokio::time::timeout(args.timeout, dht.bootstrap()).await {
         result.context("cannot join the DHT")?;

@@ -144,6 +144,7 @@ fn getent_resolves_a_kadns_name_through_resolv_conf() -> TestResult {
     assert!(hosts.contains("www.glibc.kad"), "{hosts}");
 
     let ahosts = getent(&resolv_conf, "ahosts", "www.glibc.kad")?;
+    eprintln!("getent ahosts www.glibc.kad:\n{ahosts}");
     assert!(
         ahosts.contains("192.0.2.80") && ahosts.contains("2001:db8::80"),
         "{ahosts}"

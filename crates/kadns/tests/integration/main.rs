@@ -2,6 +2,11 @@
 
 mod e2e_demo;
 mod e2e_glibc;
+mod e2e_malformed;
+mod e2e_network;
+mod e2e_support;
+mod e2e_update;
+mod e2e_upstream;
 mod key;
 mod publish;
 mod stub;
