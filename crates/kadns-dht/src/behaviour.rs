@@ -77,6 +77,8 @@ impl Behaviour {
         }));
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), keypair.public())
+                // Tell connected peers at once when our listen addresses change.
+                .with_push_listen_addr_updates(true)
                 .with_agent_version(format!("kadns-dht/{}", env!("CARGO_PKG_VERSION"))),
         );
         let support = match config.mode {

@@ -216,17 +216,9 @@ impl EventLoop {
             dials.push((peer, vec![addr.clone()]));
         }
         self.load_saved_peers(&mut dials);
-        for (peer, addrs) in dials {
-            if let Err(e) = self
-                .swarm
-                .dial(DialOpts::peer_id(peer).addresses(addrs).build())
-            {
-                tracing::debug!(%peer, error = %e, "dial failed");
-            }
-        }
-        if let Err(kad::NoKnownPeers()) = self.swarm.behaviour_mut().kad.bootstrap() {
-            tracing::debug!("no known peers: starting alone");
-        }
+        // Listen first: the identify message a peer gets when we dial it
+        // carries our listen addresses, and a peer that got none has no
+        // address to put us in its routing table under.
         while !waiting.is_empty() {
             let event = self.swarm.select_next_some().await;
             match &event {
@@ -256,6 +248,17 @@ impl EventLoop {
                 _ => {}
             }
             self.on_swarm_event(event);
+        }
+        for (peer, addrs) in dials {
+            if let Err(e) = self
+                .swarm
+                .dial(DialOpts::peer_id(peer).addresses(addrs).build())
+            {
+                tracing::debug!(%peer, error = %e, "dial failed");
+            }
+        }
+        if let Err(kad::NoKnownPeers()) = self.swarm.behaviour_mut().kad.bootstrap() {
+            tracing::debug!("no known peers: starting alone");
         }
         Ok(())
     }
