@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod dig;
+pub mod hostile;
 pub mod net;
 pub mod process;
 pub mod upstream;

@@ -279,18 +279,7 @@ impl EventLoop {
             if peer == local {
                 continue;
             }
-            let addrs: Vec<Multiaddr> = addrs
-                .iter()
-                .filter_map(|a| a.parse().ok())
-                .filter(is_ip)
-                .take(MAX_ADDRS_PER_PEER)
-                .collect();
-            for addr in &addrs {
-                self.swarm
-                    .behaviour_mut()
-                    .kad
-                    .add_address(&peer, addr.clone());
-            }
+            let addrs = self.add_peer_addresses(peer, addrs.iter().filter_map(|a| a.parse().ok()));
             self.saved_peers.insert(peer);
             if dials.len() < MAX_STARTUP_DIALS && !addrs.is_empty() {
                 dials.push((peer, addrs));
@@ -719,12 +708,14 @@ impl EventLoop {
         }
     }
 
-    fn on_identify(&mut self, peer: PeerId, info: identify::Info) {
-        if !info.protocols.contains(&KAD_PROTOCOL) {
-            return;
-        }
-        let addrs: Vec<Multiaddr> = info
-            .listen_addrs
+    /// Gives Kademlia a peer's addresses (IP ones only, at most
+    /// [`MAX_ADDRS_PER_PEER`]) and returns those it took.
+    fn add_peer_addresses(
+        &mut self,
+        peer: PeerId,
+        addrs: impl IntoIterator<Item = Multiaddr>,
+    ) -> Vec<Multiaddr> {
+        let addrs: Vec<Multiaddr> = addrs
             .into_iter()
             .filter(is_ip)
             .take(MAX_ADDRS_PER_PEER)
@@ -735,6 +726,14 @@ impl EventLoop {
                 .kad
                 .add_address(&peer, addr.clone());
         }
+        addrs
+    }
+
+    fn on_identify(&mut self, peer: PeerId, info: identify::Info) {
+        if !info.protocols.contains(&KAD_PROTOCOL) {
+            return;
+        }
+        let addrs = self.add_peer_addresses(peer, info.listen_addrs);
         if addrs.is_empty()
             || (!self.saved_peers.contains(&peer) && self.saved_peers.len() >= self.max_saved_peers)
         {

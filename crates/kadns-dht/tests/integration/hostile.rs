@@ -4,60 +4,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use kadns_dht::{Node, PeerId, Storage, StorageError, StoredRecord};
-use kadns_record::{DhtKey, MAX_BUNDLE_LEN};
+use kadns_dht::{Node, PeerId};
+use kadns_record::MAX_BUNDLE_LEN;
+use kadns_tests::hostile::ReplayingStorage;
 use libp2p::identity::Keypair;
 use rand::{RngExt, SeedableRng};
 use tracing_test::traced_test;
 
 use crate::support::*;
-
-/// A storage engine that accepts every write, keeps nothing, and answers
-/// every read with the same bytes: a node that serves forged or stale data.
-#[derive(Debug)]
-struct LyingStorage {
-    answer: Vec<u8>,
-}
-
-impl Storage for LyingStorage {
-    fn get(&self, _: &DhtKey) -> Result<Option<StoredRecord>, StorageError> {
-        Ok(Some(StoredRecord {
-            expires: u64::MAX,
-            bytes: self.answer.clone(),
-        }))
-    }
-    fn put(&self, _: &DhtKey, _: &StoredRecord) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn remove(&self, _: &DhtKey) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn scan(
-        &self,
-        _: Option<&DhtKey>,
-        _: usize,
-    ) -> Result<Vec<(DhtKey, StoredRecord)>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn purge_expired(&self, _: u64, _: usize) -> Result<usize, StorageError> {
-        Ok(0)
-    }
-    fn len(&self) -> usize {
-        0
-    }
-    fn save_peer(&self, _: &[u8], _: &[String]) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn forget_peer(&self, _: &[u8]) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn peers(&self) -> Result<Vec<kadns_dht::SavedPeer>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn flush(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[traced_test]
@@ -159,7 +113,7 @@ async fn hostile_puts_are_refused_and_hostile_answers_ignored() -> TestResult {
             c.bootstrap = vec![seed.clone()];
             let liar = Node::spawn_with(
                 c,
-                Box::new(LyingStorage { answer }),
+                Box::new(ReplayingStorage::for_every_key(answer)),
                 Keypair::generate_ed25519(),
             )
             .await?;

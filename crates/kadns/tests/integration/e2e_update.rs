@@ -10,13 +10,13 @@
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use kadns_dht::{Node, PeerId, SavedPeer, Storage, StorageError, StoredRecord};
+use kadns_dht::{Node, PeerId};
 use kadns_publisher::{ZoneState, read_signed_file};
 use kadns_record::DhtKey;
+use kadns_tests::hostile::ReplayingStorage;
 use kadns_tests::net::wait_until;
 use kadns_tests::process::KadnsProcess;
 use kadns_tests::upstream::TestUpstream;
@@ -42,59 +42,6 @@ const ROLLBACK_LOG: &str = "bundle refused: rollback";
 
 fn zone_text(www: &str) -> String {
     format!("$ORIGIN test.kad.\n$TTL 60\n@ IN A 192.0.2.1\nwww {TTL} IN A {www}\n")
-}
-
-/// Storage that keeps nothing and answers gets for one key with fixed bytes,
-/// counting them: a peer that replays a stale bundle.
-#[derive(Debug)]
-struct ReplayingStorage {
-    key: DhtKey,
-    bytes: Vec<u8>,
-    served: Arc<AtomicUsize>,
-}
-
-impl Storage for ReplayingStorage {
-    fn get(&self, key: &DhtKey) -> Result<Option<StoredRecord>, StorageError> {
-        if *key != self.key {
-            return Ok(None);
-        }
-        self.served.fetch_add(1, Ordering::SeqCst);
-        Ok(Some(StoredRecord {
-            expires: u64::MAX,
-            bytes: self.bytes.clone(),
-        }))
-    }
-    fn put(&self, _: &DhtKey, _: &StoredRecord) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn remove(&self, _: &DhtKey) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn scan(
-        &self,
-        _: Option<&DhtKey>,
-        _: usize,
-    ) -> Result<Vec<(DhtKey, StoredRecord)>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn purge_expired(&self, _: u64, _: usize) -> Result<usize, StorageError> {
-        Ok(0)
-    }
-    fn len(&self) -> usize {
-        0
-    }
-    fn save_peer(&self, _: &[u8], _: &[String]) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn forget_peer(&self, _: &[u8]) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn peers(&self) -> Result<Vec<SavedPeer>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn flush(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
 }
 
 /// The peer id at the end of a `…/p2p/<id>` address.
@@ -303,18 +250,15 @@ async fn run() -> TestResult {
         honest_peers.insert(peer_of(node.p2p_addr())?);
     }
     let ids: Vec<PeerId> = honest_peers.iter().copied().collect();
-    let served = Arc::new(AtomicUsize::new(0));
     let mut config = kadns_dht::Config::default();
     config.bootstrap = vec![honest[0].p2p_addr().parse()?];
     config.query_timeout = Duration::from_secs(10);
     config.replication_interval = None;
+    let replaying = ReplayingStorage::for_key(old_key, old.as_bytes().to_vec());
+    let served = replaying.served();
     let liar = Node::spawn_with(
         config,
-        Box::new(ReplayingStorage {
-            key: old_key,
-            bytes: old.as_bytes().to_vec(),
-            served: served.clone(),
-        }),
+        Box::new(replaying),
         closest_identity(&old_key, &ids)?,
     )
     .await?;
