@@ -43,9 +43,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers every series under the `kadns_dht` prefix.
+    /// Registers every series under `dht_` in `registry` (kadns gives it the
+    /// `kadns` prefix, so series read `kadns_dht_…`).
     pub fn register(&self, registry: &mut Registry) {
-        let r = registry.sub_registry_with_prefix("kadns_dht");
+        let r = registry.sub_registry_with_prefix("dht");
         r.register(
             "stores",
             "Records written to the store",

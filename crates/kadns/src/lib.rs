@@ -24,6 +24,7 @@
 
 mod handler;
 mod metrics;
+mod metrics_server;
 mod serve_config;
 mod service;
 mod stub;
@@ -31,7 +32,7 @@ mod stub_config;
 
 pub use handler::StubHandler;
 pub use metrics::{QueryLabels, StubMetrics};
-pub use serve_config::{ConfigError, P2pConfig, ServeConfig, default_data_dir};
+pub use serve_config::{ConfigError, MetricsConfig, P2pConfig, ServeConfig, default_data_dir};
 pub use service::{Service, ServiceError};
 pub use stub::{Stub, StubError};
 pub use stub_config::{DEFAULT_MAX_UDP_PAYLOAD, StubConfig};

@@ -25,6 +25,9 @@ use crate::stub_config::StubConfig;
 ///
 /// [resolver.upstream]
 /// servers = ["192.0.2.53:53"]
+///
+/// [metrics]
+/// listen = "127.0.0.1:9153"
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -39,6 +42,25 @@ pub struct ServeConfig {
     pub p2p: P2pConfig,
     /// The resolver: trust anchors, upstreams, cache and lookup bounds.
     pub resolver: kadns_resolver::Config,
+    /// The Prometheus endpoint. Absent: no metrics are served.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// Where to serve `GET /metrics` (Prometheus text format, every series
+/// prefixed `kadns_`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MetricsConfig {
+    /// The HTTP address, e.g. `127.0.0.1:9153`.
+    pub listen: std::net::SocketAddr,
+}
+
+impl MetricsConfig {
+    /// Metrics served on `listen`.
+    pub fn new(listen: std::net::SocketAddr) -> Self {
+        Self { listen }
+    }
 }
 
 /// The DHT node's addresses.
@@ -144,14 +166,21 @@ bootstrap = ["/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387J
 "example.kad" = "yqooxx9u3aemh8mo5wcqq16yufu6jitouq1o4za751dger1igghy"
 [resolver.upstream]
 servers = ["127.0.0.1:5300"]
+[metrics]
+listen = "127.0.0.1:9153"
 "#;
         let config: ServeConfig = toml::from_str(text).unwrap();
         assert_eq!(config.dns.listen, vec!["127.0.0.1:5353".parse().unwrap()]);
         assert_eq!(config.p2p.bootstrap.len(), 1);
         assert_eq!(config.resolver.trust_anchors.len(), 1);
+        assert_eq!(
+            config.metrics,
+            Some(MetricsConfig::new("127.0.0.1:9153".parse().unwrap()))
+        );
         assert!(toml::from_str::<ServeConfig>("[dns]\nlisten_on = []\n").is_err());
         // Absent sections take the defaults: loopback DNS on port 53.
         let empty: ServeConfig = toml::from_str("").unwrap();
         assert_eq!(empty.dns, StubConfig::default());
+        assert_eq!(empty.metrics, None, "metrics are off unless configured");
     }
 }

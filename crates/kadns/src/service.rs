@@ -1,12 +1,20 @@
 //! `kadns serve` as a library object: the DHT node, the resolver and the DNS
 //! stub, started together and stopped in order.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use kadns_dht::{Handle, Mode, Multiaddr, Node};
 use kadns_resolver::{Resolver, SledSequences};
+use prometheus_client::registry::Registry;
 use tracing::info;
 
+use crate::metrics_server::MetricsServer;
 use crate::serve_config::ServeConfig;
 use crate::stub::{Stub, StubError};
+
+/// What starts on top of the DHT node.
+type Started = (Resolver<Handle>, Stub<Handle>, Option<MetricsServer>);
 
 /// A running kadns node: a DHT server node storing records for the network,
 /// and the DNS stub answering this machine's queries through it.
@@ -15,6 +23,7 @@ pub struct Service {
     node: Node,
     resolver: Resolver<Handle>,
     stub: Stub<Handle>,
+    metrics: Option<MetricsServer>,
 }
 
 /// Why the service could not start.
@@ -33,6 +42,15 @@ pub enum ServiceError {
     /// The DNS stub could not bind its sockets.
     #[error(transparent)]
     Stub(#[from] StubError),
+    /// The metrics endpoint could not bind its address.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Service {
@@ -47,12 +65,13 @@ impl Service {
         dht.mode = Mode::Server;
         let node = Node::spawn(dht).await?;
         match Self::start_resolver(config, &node).await {
-            Ok((resolver, stub)) => {
+            Ok((resolver, stub, metrics)) => {
                 info!(data_dir = %data_dir.display(), peer = %node.peer_id(), "kadns node started");
                 Ok(Self {
                     node,
                     resolver,
                     stub,
+                    metrics,
                 })
             }
             Err(error) => {
@@ -62,17 +81,36 @@ impl Service {
         }
     }
 
-    async fn start_resolver(
-        config: &ServeConfig,
-        node: &Node,
-    ) -> Result<(Resolver<Handle>, Stub<Handle>), ServiceError> {
+    async fn start_resolver(config: &ServeConfig, node: &Node) -> Result<Started, ServiceError> {
         let sequences = SledSequences::open(config.data_dir().join("resolver"))?;
         let resolver = Resolver::builder(config.resolver.clone(), node.handle())
             .sequences(sequences)
             .local_addrs(config.dns.listen.iter().copied())
             .build()?;
         let stub = Stub::bind(&config.dns, resolver.clone()).await?;
-        Ok((resolver, stub))
+        let metrics = match &config.metrics {
+            None => None,
+            Some(metrics) => {
+                // One registry for every part, each series prefixed `kadns_`.
+                let mut registry = Registry::with_prefix("kadns");
+                stub.metrics().register(&mut registry);
+                resolver.metrics().register(&mut registry);
+                node.handle().metrics().register(&mut registry);
+                let server = MetricsServer::bind(metrics.listen, Arc::new(registry))
+                    .await
+                    .map_err(|source| ServiceError::Metrics {
+                        addr: metrics.listen,
+                        source,
+                    })?;
+                Some(server)
+            }
+        };
+        Ok((resolver, stub, metrics))
+    }
+
+    /// Where `GET /metrics` is served, if metrics are configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::addr)
     }
 
     /// The node's libp2p addresses, each ending in `/p2p/<peer id>`, for
@@ -98,6 +136,7 @@ impl Service {
 
     /// Stops answering DNS, then stops the node (its store flushed).
     pub async fn shutdown(self) {
+        drop(self.metrics);
         self.stub.shutdown().await;
         drop(self.resolver);
         self.node.shutdown().await;

@@ -38,6 +38,9 @@ pub(crate) struct ServeArgs {
     /// Trust anchor: the zone key ZONEID answers for NAME and below (e.g. example.kad=<zone id>).
     #[arg(long, value_name = "NAME=ZONEID", value_parser = parse_anchor)]
     anchor: Vec<(String, String)>,
+    /// Serve Prometheus metrics on http://ADDR:PORT/metrics [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
 }
 
 pub(crate) fn parse_anchor(text: &str) -> Result<(String, String), String> {
@@ -71,6 +74,9 @@ impl ServeArgs {
             config.resolver.upstream.servers = self.upstream;
         }
         config.resolver.trust_anchors.extend(self.anchor);
+        if let Some(listen) = self.metrics {
+            config.metrics = Some(kadns::MetricsConfig::new(listen));
+        }
         Ok(config)
     }
 }
@@ -96,7 +102,8 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// One line per address, in a stable format scripts can read:
-/// `p2p <multiaddr>/p2p/<peer id>`, `dns udp <addr>`, `dns tcp <addr>`.
+/// `p2p <multiaddr>/p2p/<peer id>`, `metrics http <addr>` (if configured),
+/// `dns udp <addr>`, `dns tcp <addr>`.
 pub(crate) async fn print_addresses(service: &Service) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let p2p = service.p2p_addrs().await;
@@ -105,6 +112,9 @@ pub(crate) async fn print_addresses(service: &Service) -> anyhow::Result<()> {
     }
     for addr in p2p {
         writeln!(out, "p2p {addr}")?;
+    }
+    if let Some(addr) = service.metrics_addr() {
+        writeln!(out, "metrics http {addr}")?;
     }
     for addr in service.stub().udp_addrs() {
         writeln!(out, "dns udp {addr}")?;
