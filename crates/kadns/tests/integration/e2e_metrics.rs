@@ -27,7 +27,8 @@ fn http_get(addr: SocketAddr, path: &str) -> TestResult<String> {
 
 #[tokio::test]
 async fn counters_are_served_only_where_configured() -> TestResult {
-    let upstream = TestUpstream::start(&[("outside.example.", RData::A(A::new(198, 51, 100, 9)))]).await?;
+    let upstream =
+        TestUpstream::start(&[("outside.example.", RData::A(A::new(198, 51, 100, 9)))]).await?;
     let dir = tempfile::tempdir()?;
     let args = |data: &str, metrics: bool| {
         let mut args = vec![
@@ -47,7 +48,13 @@ async fn counters_are_served_only_where_configured() -> TestResult {
         args
     };
     let mut plain = KadnsProcess::serve(Path::new(KADNS), args("plain", false))?;
-    assert!(!plain.stdout_lines().iter().any(|l| l.starts_with("metrics")), "off by default");
+    assert!(
+        !plain
+            .stdout_lines()
+            .iter()
+            .any(|l| l.starts_with("metrics")),
+        "off by default"
+    );
 
     let mut node = KadnsProcess::serve(Path::new(KADNS), args("node", true))?;
     let metrics: SocketAddr = node
