@@ -1,7 +1,6 @@
 //! Test harness: nodes on loopback with temporary stores, signed bundles from
 //! seeded zone keys, and condition waits with deadlines.
 
-use std::future::Future;
 use std::net::Ipv4Addr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -52,23 +51,8 @@ pub(crate) fn bundle(
         .expect("small bundle")
 }
 
-/// Polls `cond` every 50 ms until it holds or `timeout` passes.
-pub(crate) async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut cond: F) -> TestResult
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if cond().await {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// Polls a condition until it holds, or fails naming it after a timeout.
+pub(crate) use kadns_tests::net::wait_until as wait_for;
 
 pub(crate) async fn first_addr(
     node: &Node,
