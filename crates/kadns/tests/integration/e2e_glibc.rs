@@ -12,6 +12,7 @@ use std::process::Command;
 use kadns_tests::TestResult;
 use kadns_tests::process::KadnsProcess;
 
+use crate::e2e_support::serve_args;
 use crate::support::{KADNS, kadns, new_key};
 
 const ZONE: &str = "\
@@ -62,17 +63,8 @@ fn getent_resolves_a_kadns_name_through_resolv_conf() -> TestResult {
     let mut nodes = Vec::new();
     for i in 0..3 {
         let data = dir.path().join(format!("node{i}"));
-        let mut args = vec![
-            "serve".to_owned(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--p2p-listen".into(),
-            "/ip4/127.0.0.1/tcp/0".into(),
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--upstream".into(),
-            "127.0.0.1:9".into(),
-        ];
+        let mut args = serve_args(&data, "127.0.0.1:0");
+        args.extend(["--upstream".into(), "127.0.0.1:9".into()]);
         if let Some(first) = nodes
             .first()
             .map(|n: &KadnsProcess| n.p2p_addr().to_owned())
@@ -101,24 +93,16 @@ fn getent_resolves_a_kadns_name_through_resolv_conf() -> TestResult {
     // The stub glibc talks to, on port 53 of a loopback address of its own.
     let octet = 2 + std::process::id() % 200;
     let stub_addr = format!("127.0.0.{octet}:53");
-    let stub = KadnsProcess::serve(
-        bin,
-        [
-            "serve",
-            "--listen",
-            &stub_addr,
-            "--p2p-listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--data-dir",
-            &dir.path().join("stub").display().to_string(),
-            "--bootstrap",
-            &bootstrap,
-            "--upstream",
-            "127.0.0.1:9",
-            "--anchor",
-            &format!("glibc.kad={zone_id}"),
-        ],
-    )?;
+    let mut stub_args = serve_args(&dir.path().join("stub"), &stub_addr);
+    stub_args.extend([
+        "--bootstrap".into(),
+        bootstrap.clone(),
+        "--upstream".into(),
+        "127.0.0.1:9".into(),
+        "--anchor".into(),
+        format!("glibc.kad={zone_id}"),
+    ]);
+    let stub = KadnsProcess::serve(bin, &stub_args)?;
     assert_eq!(stub.dns_udp[0].to_string(), stub_addr);
 
     let resolv_conf = dir.path().join("resolv.conf");

@@ -14,6 +14,7 @@ use kadns_tests::client;
 use kadns_tests::process::KadnsProcess;
 use kadns_tests::upstream::TestUpstream;
 
+use crate::e2e_support::serve_args;
 use crate::support::KADNS;
 
 fn http_get(addr: SocketAddr, path: &str) -> TestResult<String> {
@@ -31,17 +32,8 @@ async fn counters_are_served_only_where_configured() -> TestResult {
         TestUpstream::start(&[("outside.example.", RData::A(A::new(198, 51, 100, 9)))]).await?;
     let dir = tempfile::tempdir()?;
     let args = |data: &str, metrics: bool| {
-        let mut args = vec![
-            "serve".to_owned(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--p2p-listen".into(),
-            "/ip4/127.0.0.1/tcp/0".into(),
-            "--data-dir".into(),
-            dir.path().join(data).display().to_string(),
-            "--upstream".into(),
-            upstream.addr().to_string(),
-        ];
+        let mut args = serve_args(&dir.path().join(data), "127.0.0.1:0");
+        args.extend(["--upstream".into(), upstream.addr().to_string()]);
         if metrics {
             args.extend(["--metrics".into(), "127.0.0.1:0".into()]);
         }
