@@ -7,6 +7,7 @@ use crate::dht_key::DhtKey;
 use crate::error::{ContentError, DecodeError, EncodeError, ValidateError, VerifyError};
 use crate::key::{ZoneId, ZoneKey};
 use crate::limits::{MAX_BUNDLE_LEN, MAX_VALIDITY};
+use crate::meta::{Meta, check_meta, is_meta_record};
 use crate::owner::OwnerName;
 use crate::rr::{Rr, check_record_set};
 
@@ -57,6 +58,7 @@ impl Bundle {
         records.sort_by(Rr::canonical_cmp);
         records.dedup_by(|a, b| a.canonical_cmp(b).is_eq());
         check_record_set(&records)?;
+        check_meta(&records)?;
         Ok(Self {
             owner,
             sequence,
@@ -283,9 +285,29 @@ impl VerifiedBundle {
         self.0.content.expires
     }
 
-    /// The records, in canonical order. Empty means the name does not exist.
+    /// The records, in canonical order, meta record included. Empty means
+    /// the name does not exist.
     pub fn records(&self) -> &[Rr] {
         &self.0.content.records
+    }
+
+    /// The records an answer may show: every record but the meta-type ones.
+    pub fn answer_records(&self) -> impl Iterator<Item = &Rr> {
+        self.records().iter().filter(|r| !r.is_meta())
+    }
+
+    /// The zone structure the bundle states: its well-formed meta record, if any.
+    pub fn meta(&self) -> Option<Meta> {
+        self.records()
+            .iter()
+            .find(|r| is_meta_record(r))
+            .and_then(|r| Meta::from_rdata(r.rdata_bytes()))
+    }
+
+    /// True when the name exists (the bundle is not a tombstone) but holds
+    /// no answerable records: an empty non-terminal, NODATA for every type.
+    pub fn is_empty_non_terminal(&self) -> bool {
+        !self.records().is_empty() && self.answer_records().next().is_none()
     }
 
     /// The DHT key it belongs under.

@@ -112,6 +112,12 @@ pub enum ContentError {
         /// The limit.
         max: usize,
     },
+    /// A meta record that breaks the publisher's rules (`docs/record-format.md`).
+    #[error("bad kadns meta record: {reason}")]
+    BadMeta {
+        /// Which rule.
+        reason: String,
+    },
     /// The same record twice.
     #[error("duplicate {record_type} record")]
     Duplicate {

@@ -45,11 +45,12 @@ mod dht_key;
 mod error;
 mod key;
 mod limits;
+mod meta;
 mod owner;
 mod rr;
 mod zbase32;
 
-pub use apex::{rebase_name, rebase_rdata};
+pub use apex::{NAME_LAYOUTS, Part, rebase_name, rebase_rdata};
 pub use bundle::{
     Bundle, FORMAT_VERSION, Freshness, SIGNATURE_TAG, SignedBundle, VerifiedBundle, validate,
 };
@@ -59,6 +60,7 @@ pub use error::{
 };
 pub use key::{ZONE_ID_LEN, ZoneId, ZoneKey};
 pub use limits::{MAX_BUNDLE_LEN, MAX_OWNER_LEN, MAX_RECORDS, MAX_TTL, MAX_VALIDITY};
+pub use meta::{META_TYPE, META_VERSION, Meta, meta_type};
 pub use owner::OwnerName;
 pub use rr::{FORBIDDEN_TYPES, Rr};
 

@@ -46,7 +46,9 @@ impl OwnerName {
                 apex: apex.to_ascii(),
             });
         }
-        let keep = usize::from(name.num_labels()) - usize::from(apex.num_labels());
+        // Count labels, never `num_labels()`: that is RFC 4034's RRSIG label
+        // count, which leaves out a leading `*` (so `*.users` would become `*`).
+        let keep = name.iter().count().saturating_sub(apex.iter().count());
         Self::from_labels(name.iter().take(keep))
     }
 
@@ -115,6 +117,52 @@ impl OwnerName {
         self.wire.len() == 1
     }
 
+    /// True when the first label is `*`: a wildcard owner (RFC 4592).
+    pub fn is_wildcard(&self) -> bool {
+        self.labels().next() == Some(b"*".as_slice())
+    }
+
+    /// The number of labels (0 for the apex). A leading `*` counts.
+    pub fn label_count(&self) -> usize {
+        self.labels().count()
+    }
+
+    /// The ancestor with the `keep` least specific labels (`keep` at or
+    /// above [`label_count`](Self::label_count) gives the name itself; 0
+    /// gives the apex).
+    ///
+    /// ```
+    /// use kadns_record::OwnerName;
+    ///
+    /// let name = OwnerName::from_labels([b"x".as_slice(), b"y", b"users"]).unwrap();
+    /// assert_eq!(name.ancestor(1).to_string(), "users");
+    /// assert!(name.ancestor(0).is_apex());
+    /// ```
+    pub fn ancestor(&self, keep: usize) -> Self {
+        let count = self.label_count();
+        if keep >= count {
+            return self.clone();
+        }
+        let labels: Vec<&[u8]> = self.labels().skip(count - keep).collect();
+        // A suffix of a valid owner name is a valid owner name.
+        Self::from_labels(labels).unwrap_or_else(|_| Self::apex())
+    }
+
+    /// The parent: this name without its first label (`None` for the apex).
+    pub fn parent(&self) -> Option<Self> {
+        let count = self.label_count();
+        (count > 0).then(|| self.ancestor(count - 1))
+    }
+
+    /// `*.<self>`: the wildcard owner whose closest encloser this name is.
+    /// Fails only if that name would be too long.
+    pub fn wildcard_child(&self) -> Result<Self, NameError> {
+        let labels: Vec<&[u8]> = core::iter::once(b"*".as_slice())
+            .chain(self.labels())
+            .collect();
+        Self::from_labels(labels)
+    }
+
     /// The labels, most specific first.
     pub fn labels(&self) -> impl Iterator<Item = &[u8]> {
         let mut rest = self.wire.as_slice();
@@ -180,6 +228,30 @@ mod tests {
     }
 
     #[test]
+    fn wildcard_owners_keep_every_label() {
+        let apex = name("example.kad.");
+        let o = OwnerName::relative_to(&name("*.users.example.kad."), &apex).unwrap();
+        assert_eq!(o.wire(), b"\x01*\x05users\x00");
+        assert_eq!(o.to_string(), "*.users");
+        assert!(o.is_wildcard());
+        assert_eq!(o.label_count(), 2);
+        assert_eq!(o.under(&apex).unwrap(), name("*.users.example.kad."));
+        // Under an apex that is itself written with a leading `*`-free name.
+        let star = OwnerName::relative_to(&name("*.example.kad."), &apex).unwrap();
+        assert_eq!(star.to_string(), "*");
+        assert_eq!(o.parent().unwrap().to_string(), "users");
+        assert_eq!(
+            OwnerName::from_labels([b"users".as_slice()])
+                .unwrap()
+                .wildcard_child()
+                .unwrap(),
+            o
+        );
+        assert!(OwnerName::apex().parent().is_none());
+        assert_eq!(OwnerName::apex().wildcard_child().unwrap(), star);
+    }
+
+    #[test]
     fn wire_checks() {
         assert_eq!(
             OwnerName::from_wire(b"\x03www\x00").unwrap().to_string(),
@@ -211,5 +283,33 @@ mod tests {
             OwnerName::from_labels(long.chunks(64).map(|c| &c[1..])),
             Err(NameError::TooLong { .. })
         ));
+    }
+
+    use proptest::prelude::*;
+
+    fn arb_labels() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(
+            prop_oneof![Just("*".to_owned()), "[a-zA-Z0-9_-]{1,12}"],
+            0..6,
+        )
+    }
+
+    proptest! {
+        /// Any owner, wildcard labels anywhere included, survives
+        /// `under` → `relative_to` under any apex, and every label is kept.
+        #[test]
+        fn owner_round_trips_under_any_apex(labels in arb_labels(), apex in arb_labels()) {
+            let apex = Name::from_labels(apex.iter().filter(|l| *l != "*").map(|l| l.as_bytes())).unwrap();
+            let owner = OwnerName::from_labels(labels.iter().map(|l| l.as_bytes())).unwrap();
+            let absolute = owner.under(&apex).unwrap();
+            prop_assert_eq!(absolute.iter().count(), labels.len() + apex.iter().count());
+            prop_assert_eq!(OwnerName::relative_to(&absolute, &apex).unwrap(), owner.clone());
+            prop_assert_eq!(owner.label_count(), labels.len());
+            for keep in 0..=labels.len() {
+                let ancestor = owner.ancestor(keep);
+                prop_assert_eq!(ancestor.label_count(), keep);
+                prop_assert!(ancestor.under(&apex).unwrap().zone_of(&absolute));
+            }
+        }
     }
 }

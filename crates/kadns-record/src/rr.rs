@@ -82,6 +82,12 @@ impl Rr {
         self.record_type
     }
 
+    /// True for a record of the kadns meta type ([`META_TYPE`](crate::META_TYPE)):
+    /// structure, never shown in an answer.
+    pub fn is_meta(&self) -> bool {
+        u16::from(self.record_type) == crate::meta::META_TYPE
+    }
+
     /// The TTL in seconds, at most [`MAX_TTL`].
     pub fn ttl(&self) -> u32 {
         self.ttl
@@ -157,8 +163,8 @@ fn check_type(record_type: RecordType) -> Result<(), ContentError> {
 }
 
 /// Checks a bundle's record list: at most [`MAX_RECORDS`], strictly in
-/// canonical order (so no duplicates), a CNAME alone and single (RFC 1034 §3.6.2),
-/// and at most one SOA.
+/// canonical order (so no duplicates), a CNAME alone and single (RFC 1034 §3.6.2;
+/// a well-formed meta record beside it is structure, not data), and at most one SOA.
 pub(crate) fn check_record_set(records: &[Rr]) -> Result<(), ContentError> {
     if records.len() > MAX_RECORDS {
         return Err(ContentError::TooManyRecords {
@@ -181,7 +187,11 @@ pub(crate) fn check_record_set(records: &[Rr]) -> Result<(), ContentError> {
     }
     let count = |t: RecordType| records.iter().filter(|r| r.record_type == t).count();
     let cnames = count(RecordType::CNAME);
-    if cnames > 1 || (cnames == 1 && records.len() > 1) {
+    let data = records
+        .iter()
+        .filter(|r| !crate::meta::is_meta_record(r))
+        .count();
+    if cnames > 1 || (cnames == 1 && data > 1) {
         return Err(ContentError::CnameWithOtherData);
     }
     if count(RecordType::SOA) > 1 {
