@@ -273,6 +273,24 @@ pub enum ProblemKind {
         /// What the DNS parser reported.
         reason: String,
     },
+    /// RDATA that does not parse as its type, for a type kadns parses itself
+    /// (one hickory does not; `docs/zone-files.md`).
+    #[error("bad {record_type} data: {reason}")]
+    BadTypeData {
+        /// The type's mnemonic.
+        record_type: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A type that the record format could carry but a kadns zone file may
+    /// not use (`docs/zone-files.md` says why for each).
+    #[error("{record_type} records are not accepted: {reason}")]
+    RefusedType {
+        /// The type's mnemonic.
+        record_type: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// A class other than IN.
     #[error("class {class} is not supported (only IN)")]
     NotInClass {

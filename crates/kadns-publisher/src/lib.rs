@@ -58,6 +58,9 @@ mod publish;
 mod signed_file;
 mod signer;
 mod state;
+mod structure;
+mod types;
+mod warning;
 mod zonefile;
 
 pub mod testing;
@@ -77,6 +80,7 @@ pub use signed_file::{
 };
 pub use signer::{SignedZone, Signer, Summary};
 pub use state::{STATE_FILE_HEADER, ZoneState};
+pub use warning::{WarningKind, ZoneWarning};
 pub use zonefile::{ParsedZone, ZoneRecord};
 
 // Re-exported so that embedders use the same versions as kadns.

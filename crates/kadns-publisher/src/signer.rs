@@ -213,13 +213,13 @@ impl std::fmt::Display for Summary {
 }
 
 /// One name's records, checked and ready to sign.
-struct Prepared {
-    owner: OwnerName,
+pub(crate) struct Prepared {
+    pub(crate) owner: OwnerName,
     /// The name as the file wrote it, for messages.
-    name: String,
+    pub(crate) name: String,
     /// The line of its first record.
-    line: usize,
-    records: Vec<Rr>,
+    pub(crate) line: usize,
+    pub(crate) records: Vec<Rr>,
 }
 
 /// Rebases and encodes every record and checks every name's bundle, collecting
@@ -280,6 +280,8 @@ fn prepare(zone: &ParsedZone, zone_id: &ZoneId) -> Result<Vec<Prepared>, SignErr
             Err(source) => problems.push(problem(line, ProblemKind::Record { name, source })),
         }
     }
+    // Empty non-terminals and wildcard parents: `structure.rs`.
+    problems.extend(crate::structure::add_meta_records(&mut prepared, zone));
     if problems.is_empty() {
         Ok(prepared)
     } else {
@@ -321,7 +323,6 @@ mod tests {
 
     use super::*;
     use crate::config::DEFAULT_VALIDITY_SECS;
-    use crate::error::ZoneError;
 
     const NOW: u64 = 1_800_000_000;
 
@@ -393,7 +394,8 @@ svc     IN SVCB 1 www alpn="h2" port=8443
             assert_eq!(verified.sequence(), NOW);
             assert_eq!(verified.expires(), NOW + DEFAULT_VALIDITY_SECS);
             let owner = verified.owner().under(&origin).unwrap();
-            for rr in verified.records() {
+            // Meta records state the structure (empty non-terminals): not zone data.
+            for rr in verified.answer_records() {
                 let rdata =
                     kadns_record::rebase_rdata(rr.rdata().unwrap(), &apex, &origin).unwrap();
                 assert!(ours.insert(key(&owner, rr.ttl(), &rdata)));
@@ -415,8 +417,10 @@ svc     IN SVCB 1 www alpn="h2" port=8443
             vec![10, 0, 0, 1],
         ));
         assert_eq!(ours, theirs);
-        assert_eq!(signed.summary().records, 18);
-        assert_eq!(signed.summary().names, 10);
+        // Plus two empty non-terminals (`2` above `1.2`, `_tcp` above
+        // `_sip._tcp`), one meta record each.
+        assert_eq!(signed.summary().records, 18 + 2);
+        assert_eq!(signed.summary().names, 10 + 2);
     }
 
     #[test]
@@ -600,16 +604,16 @@ svc     IN SVCB 1 www alpn="h2" port=8443
 
     #[test]
     fn ttl_limits_agree_with_kadns_record() {
-        // The parser refuses exactly what kadns-record refuses.
-        let ok = format!("$ORIGIN o.\na {MAX_TTL} A 192.0.2.1\n");
-        let zone = ParsedZone::from_text(&ok, "t", None).unwrap();
+        // The parser clamps to exactly what kadns-record accepts.
         let dir = tempfile::tempdir().unwrap();
-        signer(&dir).sign_at(&zone, NOW).unwrap();
-        let bad = format!("$ORIGIN o.\na {} A 192.0.2.1\n", MAX_TTL + 1);
-        assert!(matches!(
-            ParsedZone::from_text(&bad, "t", None),
-            Err(ZoneError::Invalid { .. })
-        ));
+        for ttl in [MAX_TTL, MAX_TTL + 1, u32::MAX / 2] {
+            let text = format!("$ORIGIN o.\na {ttl} A 192.0.2.1\n");
+            let zone = ParsedZone::from_text(&text, "t", None).unwrap();
+            assert_eq!(zone.warnings().len(), usize::from(ttl > MAX_TTL));
+            let signed = signer(&dir).sign_at(&zone, NOW).unwrap();
+            let a = signed.bundles().iter().flat_map(|b| b.content().records());
+            assert!(a.filter(|r| !r.is_meta()).all(|r| r.ttl() == MAX_TTL));
+        }
     }
 
     #[test]

@@ -39,11 +39,26 @@
 //!
 //! # Checks
 //!
-//! Besides syntax, each record is checked for: class IN; TTL at most
-//! [`MAX_TTL`](kadns_record::MAX_TTL) (reported, never clamped); a type not in
-//! [`FORBIDDEN_TYPES`](kadns_record::FORBIDDEN_TYPES); an owner at or below
-//! the apex; and a CNAME alone at its name (RFC 1034 §3.6.2). Every problem of
-//! the file is collected, each with its line, before parsing fails.
+//! Besides syntax, each record is checked for: class IN; a type not in
+//! [`FORBIDDEN_TYPES`](kadns_record::FORBIDDEN_TYPES) nor refused for zone
+//! files (DNSSEC types, the kadns meta type: `docs/zone-files.md`); an owner
+//! at or below the apex; and a CNAME alone at its name (RFC 1034 §3.6.2).
+//! Every problem of the file is collected, each with its line, before
+//! parsing fails.
+//!
+//! # Warnings
+//!
+//! Some things operators write are accepted and changed, each with a
+//! [`ZoneWarning`] naming the line ([`ParsedZone::warnings`]): a TTL above
+//! [`MAX_TTL`](kadns_record::MAX_TTL) is clamped to it (on the record's line,
+//! or once on the `$TTL` line for the records inheriting it); a duplicate
+//! record is published once; an RRset with mixed TTLs is reported.
+//!
+//! # Types hickory does not parse
+//!
+//! The presentation forms of the types hickory-proto leaves out (LOC, RP,
+//! AFSDB, DNAME, SPF, URI, APL, IPSECKEY, …) are parsed by `types.rs` into
+//! wire RDATA; `docs/zone-files.md` lists every type.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -59,6 +74,8 @@ use kadns_record::{FORBIDDEN_TYPES, MAX_TTL, OwnerName};
 
 use crate::error::{ProblemKind, ZoneError, ZoneProblem};
 use crate::lexer::{self, Entry, Token};
+use crate::types;
+use crate::warning::{WarningKind, ZoneWarning};
 
 /// One resource record of a zone file, with the line it was written on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +92,7 @@ impl ZoneRecord {
         &self.name
     }
 
-    /// The TTL in seconds, at most [`MAX_TTL`].
+    /// The TTL in seconds, at most [`MAX_TTL`] (clamped, with a warning).
     pub fn ttl(&self) -> u32 {
         self.ttl
     }
@@ -120,6 +137,7 @@ pub struct ParsedZone {
     path: PathBuf,
     origin: Name,
     names: BTreeMap<OwnerName, Vec<ZoneRecord>>,
+    warnings: Vec<ZoneWarning>,
 }
 
 impl ParsedZone {
@@ -181,6 +199,12 @@ impl ParsedZone {
         &self.names
     }
 
+    /// What the file does that was accepted but changed (clamped TTLs,
+    /// duplicates), in line order. Print them: `kadns zone sign` does.
+    pub fn warnings(&self) -> &[ZoneWarning] {
+        &self.warnings
+    }
+
     /// The number of records.
     pub fn record_count(&self) -> usize {
         self.names.values().map(Vec::len).sum()
@@ -206,6 +230,7 @@ struct Context<'a> {
     missing_origin_reported: bool,
     records: Vec<ZoneRecord>,
     problems: Vec<ZoneProblem>,
+    warnings: Vec<ZoneWarning>,
 }
 
 impl<'a> Context<'a> {
@@ -226,6 +251,7 @@ impl<'a> Context<'a> {
             missing_origin_reported: false,
             records: Vec::new(),
             problems: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -238,6 +264,14 @@ impl<'a> Context<'a> {
             self.missing_origin_reported = true;
         }
         self.problems.push(ZoneProblem {
+            path: self.path.to_owned(),
+            line,
+            kind,
+        });
+    }
+
+    fn warn(&mut self, line: usize, kind: WarningKind) {
+        self.warnings.push(ZoneWarning {
             path: self.path.to_owned(),
             line,
             kind,
@@ -272,7 +306,12 @@ impl<'a> Context<'a> {
         };
         if directive == "$TTL" {
             match parse_ttl(arg.text) {
-                Ok(ttl) if !arg.quoted => self.default_ttl = Some(ttl),
+                Ok(ttl) if !arg.quoted => {
+                    if ttl > MAX_TTL {
+                        self.warn(line, WarningKind::DefaultTtlClamped { ttl, max: MAX_TTL });
+                    }
+                    self.default_ttl = Some(ttl);
+                }
                 _ => self.problem(
                     line,
                     ProblemKind::BadTtl {
@@ -370,6 +409,7 @@ impl<'a> Context<'a> {
             self.class = class;
         }
         let (record_type, type_token) = record_type.ok_or(ProblemKind::MissingType)?;
+        let explicit_ttl = ttl.is_some();
         let ttl = ttl
             .or(self.default_ttl)
             .or(self.last_ttl)
@@ -390,20 +430,31 @@ impl<'a> Context<'a> {
         if FORBIDDEN_TYPES.contains(&u16::from(record_type)) {
             return Err(ProblemKind::ForbiddenType { record_type });
         }
-        if ttl > MAX_TTL {
-            // Reported, and the RDATA is still checked so that all problems show.
-            self.problem(entry.line, ProblemKind::TtlTooLarge { ttl, max: MAX_TTL });
+        if let Some(reason) = types::refused(record_type) {
+            return Err(ProblemKind::RefusedType {
+                record_type: types::type_name(record_type),
+                reason,
+            });
         }
 
         let rdata = self.rdata(entry, text, record_type, type_token, fields)?;
-        if ttl <= MAX_TTL {
-            self.records.push(ZoneRecord {
-                name: owner,
-                ttl,
-                rdata,
-                line: entry.line,
-            });
-        }
+        // Above the limit: clamped, with a warning on the line that wrote the
+        // TTL (this record's, or once on the `$TTL` line or the earlier record
+        // it inherits from).
+        let ttl = if ttl > MAX_TTL {
+            if explicit_ttl {
+                self.warn(entry.line, WarningKind::TtlClamped { ttl, max: MAX_TTL });
+            }
+            MAX_TTL
+        } else {
+            ttl
+        };
+        self.records.push(ZoneRecord {
+            name: owner,
+            ttl,
+            rdata,
+            line: entry.line,
+        });
         Ok(())
     }
 
@@ -423,6 +474,11 @@ impl<'a> Context<'a> {
         }
         if record_type == RecordType::TXT {
             return txt_rdata(data);
+        }
+        if let Some(origin) = &self.origin
+            && let Some(parsed) = types::parse(record_type, data, origin)
+        {
+            return parsed;
         }
         if !hickory_parses_text(record_type) {
             return Err(ProblemKind::NeedsGenericData { record_type });
@@ -499,7 +555,9 @@ impl<'a> Context<'a> {
         }
         for records in names.values() {
             self.check_cname(records);
+            self.check_duplicates(records);
         }
+        self.warnings.sort_by_key(|w| w.line);
         let Some(origin) = self.apex.clone() else {
             self.problem(1, ProblemKind::MissingOrigin);
             return Err(self.failure());
@@ -513,11 +571,47 @@ impl<'a> Context<'a> {
             names = names.len(),
             "parsed zone file"
         );
+        for warning in &self.warnings {
+            tracing::debug!(%warning, "zone file warning");
+        }
         Ok(ParsedZone {
             path: self.path.to_owned(),
             origin,
             names,
+            warnings: self.warnings,
         })
+    }
+
+    /// RFC 2181 §5: an RRset is a set, so a record written twice is one
+    /// record (warned about), and its records should share one TTL (warned
+    /// about when they do not).
+    fn check_duplicates(&mut self, records: &[ZoneRecord]) {
+        for (i, record) in records.iter().enumerate() {
+            let earlier = records.get(..i).unwrap_or_default();
+            let same_type = || {
+                earlier
+                    .iter()
+                    .find(|r| r.record_type() == record.record_type())
+            };
+            let kind = if let Some(first) = earlier.iter().find(|r| r.rdata == record.rdata) {
+                WarningKind::Duplicate {
+                    name: record.name.to_ascii(),
+                    record_type: types::type_name(record.record_type()),
+                    first_line: first.line,
+                }
+            } else if let Some(first) = same_type().filter(|r| r.ttl != record.ttl) {
+                WarningKind::MixedTtl {
+                    name: record.name.to_ascii(),
+                    record_type: types::type_name(record.record_type()),
+                    ttl: record.ttl,
+                    first_ttl: first.ttl,
+                    first_line: first.line,
+                }
+            } else {
+                continue;
+            };
+            self.warn(record.line, kind);
+        }
     }
 
     /// RFC 1034 §3.6.2: a CNAME is alone at its name, and single. Identical
@@ -581,7 +675,11 @@ fn class_code(upper: &str) -> Option<u16> {
 fn type_from(upper: &str) -> Option<RecordType> {
     match upper.strip_prefix("TYPE").and_then(decimal_u16) {
         Some(code) => Some(RecordType::from(code)),
-        None => RecordType::from_str(upper).ok(),
+        None => RecordType::from_str(upper)
+            .ok()
+            // "*" is hickory's spelling of ANY in queries, never a type in a zone.
+            .filter(|_| upper != "*")
+            .or_else(|| types::mnemonic(upper)),
     }
 }
 
@@ -1126,7 +1224,7 @@ h 30 ( IN A 192.0.2.9 )
 $TTL 60
 bad A 192.0.2
 other.example.net. A 192.0.2.1
-long 86401 A 192.0.2.1
+meta TYPE65533 \\# 2 0101
 sig RRSIG A 8 2 300 20300101000000 20200101000000 1 example.org. AAAA
 any TYPE255 \\# 0
 chaos CH TXT \"x\"
@@ -1159,9 +1257,9 @@ $TTL abc
         );
         assert_eq!(
             kinds[2],
-            &ProblemKind::TtlTooLarge {
-                ttl: 86_401,
-                max: MAX_TTL
+            &ProblemKind::RefusedType {
+                record_type: "TYPE65533".into(),
+                reason: types::refused(RecordType::from(65533)).unwrap()
             }
         );
         assert_eq!(
@@ -1208,7 +1306,9 @@ $TTL abc
             "{message}"
         );
         assert!(
-            message.contains("test.zone:5: TTL 86401 is above the limit of 86400 seconds"),
+            message.contains(
+                "test.zone:5: TYPE65533 records are not accepted: type 65533 is reserved"
+            ),
             "{message}"
         );
         assert!(
