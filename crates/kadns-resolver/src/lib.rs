@@ -68,6 +68,7 @@ mod route;
 mod sequence_store;
 mod sled_sequences;
 mod source;
+mod wildcard;
 
 pub use answer::{Answer, Outcome};
 pub use config::{CacheConfig, Config, DhtConfig, UpstreamConfig};
@@ -79,6 +80,7 @@ pub use route::Route;
 pub use sequence_store::{MemorySequences, SequenceStore};
 pub use sled_sequences::SledSequences;
 pub use source::BundleSource;
+pub use wildcard::{MAX_ROUNDS, PROBES_PER_ROUND};
 
 // Re-exported so that users get the same versions the resolver uses.
 pub use hickory_proto;

@@ -40,6 +40,14 @@ pub struct Metrics {
     /// Queries sent to an upstream server (`resolver_upstream_queries_total`),
     /// each attempt counted.
     pub upstream_queries: Counter,
+    /// Ancestor bundles looked up to find a wildcard's closest encloser
+    /// (`resolver_encloser_lookups_total`), cache hits included.
+    pub encloser_lookups: Counter,
+    /// Wildcard bundles looked up because a closest encloser said it has a
+    /// `*` child (`resolver_wildcard_lookups_total`).
+    pub wildcard_lookups: Counter,
+    /// Names answered from a wildcard (`resolver_wildcard_answers_total`).
+    pub wildcard_answers: Counter,
 }
 
 impl Metrics {
@@ -79,6 +87,21 @@ impl Metrics {
             "resolver_upstream_queries",
             "Queries sent to upstream servers",
             self.upstream_queries.clone(),
+        );
+        registry.register(
+            "resolver_encloser_lookups",
+            "Ancestor bundles looked up to find a wildcard's closest encloser",
+            self.encloser_lookups.clone(),
+        );
+        registry.register(
+            "resolver_wildcard_lookups",
+            "Wildcard bundles looked up",
+            self.wildcard_lookups.clone(),
+        );
+        registry.register(
+            "resolver_wildcard_answers",
+            "Names answered from a wildcard",
+            self.wildcard_answers.clone(),
         );
     }
 

@@ -25,8 +25,8 @@ pub(crate) fn records(
     at: &Placement<'_>,
 ) -> Result<Vec<Record>, LookupError> {
     bundle
-        .records()
-        .iter()
+        // Meta records state the zone's structure; no answer shows them.
+        .answer_records()
         .filter(|rr| wanted(rr.record_type()))
         .map(|rr| {
             let rdata = rr.rdata().map_err(|source| LookupError::Rdata {

@@ -20,6 +20,7 @@ use crate::records::{Placement, negative_soa, records};
 use crate::route::{Route, Router};
 use crate::sequence_store::{MemorySequences, SequenceStore};
 use crate::source::BundleSource;
+use crate::wildcard;
 
 /// The kadns resolver: answers names in kadns zones from verified DHT
 /// bundles, and forwards every other name upstream.
@@ -169,8 +170,10 @@ impl Verdict {
             }
             Found::Bundle(bundle) => Arc::clone(bundle),
         };
-        let has = |t: RecordType| bundle.records().iter().any(|r| r.record_type() == t);
-        if query_type == RecordType::ANY || has(query_type) {
+        // Meta records (an empty non-terminal's only record) are never data.
+        let has = |t: RecordType| bundle.answer_records().any(|r| r.record_type() == t);
+        let any = query_type == RecordType::ANY && bundle.answer_records().next().is_some();
+        if any || has(query_type) {
             Self::Records(bundle)
         } else if has(RecordType::CNAME) {
             Self::Cname(bundle)
@@ -287,6 +290,18 @@ impl<S: BundleSource> Resolver<S> {
                     Err(error) => return Answer::failed(error, chain),
                 };
                 verdict = Verdict::of(&cached.found, query_type);
+            }
+            // RFC 4592: no bundle of its own, so the closest encloser's
+            // wildcard may answer, under the query name (wildcard.rs).
+            if let Verdict::NxDomain { .. } = verdict {
+                match wildcard::source_of_synthesis(&self.inner.fetcher, &zone, &owner).await {
+                    Ok(Some(wild)) => {
+                        verdict = Verdict::of(&wild.found, query_type);
+                        cached = wild;
+                    }
+                    Ok(None) => {}
+                    Err(error) => return Answer::failed(error, chain),
+                }
             }
             let now = Instant::now();
             let zone_apex = zone.apex();

@@ -11,3 +11,4 @@ mod routing;
 mod support;
 mod upstream;
 mod verification;
+mod wildcard;

@@ -171,3 +171,74 @@ async fn ttls_are_the_published_ones_and_any_returns_everything() -> TestResult 
     assert_eq!(answer.answers[0].ttl, 300);
     Ok(())
 }
+
+/// Every type whose RDATA hickory holds opaquely but which carries names (the
+/// record format's `NAME_LAYOUTS`), and NAPTR: published under the zone-id
+/// apex, answered under the trust anchor the query used.
+#[tokio::test]
+#[traced_test]
+async fn names_in_opaque_rdata_are_rebased_for_every_name_carrying_type() -> TestResult {
+    use kadns_resolver::hickory_proto::rr::rdata::{NAPTR, NULL};
+    use kadns_resolver::hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+    use kadns_resolver::kadns_record::{NAME_LAYOUTS, Part};
+
+    fn wire(name: &Name) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut encoder = BinEncoder::new(&mut out);
+        name.emit(&mut encoder).unwrap();
+        out
+    }
+    let key = zone(61);
+    let source = MemorySource::new();
+    let zone_apex = key.zone_id().apex();
+    let anchor = name("example.kad.");
+    let layout = |apex: &Name, parts: &[Part]| -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            match part {
+                Part::Fixed(n) => out.extend(std::iter::repeat_n(1u8, *n)),
+                Part::Name => out.extend(wire(
+                    &Name::from_ascii(format!("h{i}"))
+                        .unwrap()
+                        .append_domain(apex)
+                        .unwrap(),
+                )),
+            }
+        }
+        out
+    };
+    for (code, parts) in NAME_LAYOUTS {
+        let rdata = RData::Unknown {
+            code: RecordType::from(*code),
+            rdata: NULL::with(layout(&zone_apex, parts)),
+        };
+        source.put(&signed(&key, &format!("t{code}"), 1, vec![(60, rdata)]));
+    }
+    let naptr = NAPTR::new(
+        10,
+        20,
+        b"s".to_vec().into_boxed_slice(),
+        b"SIP+D2U".to_vec().into_boxed_slice(),
+        Vec::new().into_boxed_slice(),
+        in_zone(&key, "_sip._udp"),
+    );
+    source.put(&signed(&key, "naptr", 1, vec![(60, RData::NAPTR(naptr))]));
+    let resolver = resolver(config(&[("example.kad", &key)]), &source);
+    for (code, parts) in NAME_LAYOUTS {
+        let qname = name(&format!("t{code}.example.kad."));
+        let answer = resolver.lookup(&qname, RecordType::from(*code)).await;
+        assert_eq!(answer.answers.len(), 1, "type {code}: {:?}", answer.outcome);
+        let RData::Unknown { rdata, .. } = &answer.answers[0].data else {
+            panic!("type {code} is opaque");
+        };
+        assert_eq!(rdata.anything, layout(&anchor, parts), "type {code}");
+    }
+    let answer = resolver
+        .lookup(&name("naptr.example.kad."), RecordType::NAPTR)
+        .await;
+    let RData::NAPTR(naptr) = &answer.answers[0].data else {
+        panic!("NAPTR expected");
+    };
+    assert_eq!(naptr.replacement, name("_sip._udp.example.kad."));
+    Ok(())
+}
