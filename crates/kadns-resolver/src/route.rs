@@ -49,7 +49,8 @@ impl Router {
         let mut router = Self::default();
         for (mut name, zone) in anchors {
             name.set_fqdn(true);
-            router.max_anchor_labels = router.max_anchor_labels.max(usize::from(name.num_labels()));
+            // Label counts, not `num_labels()` (which leaves out a leading `*`).
+            router.max_anchor_labels = router.max_anchor_labels.max(name.iter().count());
             router.anchors.insert(name, zone);
         }
         router
@@ -58,7 +59,7 @@ impl Router {
     pub(crate) fn route(&self, name: &Name) -> Route {
         let mut name = name.clone();
         name.set_fqdn(true);
-        let labels = usize::from(name.num_labels());
+        let labels = name.iter().count();
         // Longest suffix first, so the most specific anchor wins.
         for keep in (1..=labels.min(self.max_anchor_labels.max(1))).rev() {
             let apex = name.trim_to(keep);

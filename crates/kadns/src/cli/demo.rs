@@ -185,10 +185,11 @@ fn dig_commands(
 }
 
 fn display_name(name: &Name, origin: &Name, readable: &str) -> String {
-    let relative = name.num_labels().saturating_sub(origin.num_labels());
+    // Label counts, not `num_labels()` (which leaves out a leading `*`).
+    let relative = name.iter().count().saturating_sub(origin.iter().count());
     let labels: Vec<String> = name
         .iter()
-        .take(usize::from(relative))
+        .take(relative)
         .map(|l| String::from_utf8_lossy(l).into_owned())
         .collect();
     if labels.is_empty() {

@@ -141,6 +141,10 @@ fn sign_zone(
     zone_file: &Path,
 ) -> anyhow::Result<(ParsedZone, SignedZone)> {
     let zone = ParsedZone::from_file(zone_file, origin)?;
+    // Accepted but changed (clamped TTLs, duplicates): the operator should know.
+    for warning in zone.warnings() {
+        eprintln!("{warning}");
+    }
     let mut config = Config::default();
     config.validity_secs = validity.as_secs();
     let signer = Signer::from_key_file(key, &config)?;
@@ -224,7 +228,17 @@ fn show(origin: Option<Name>, path: PathBuf) -> anyhow::Result<ExitCode> {
         if content.records().is_empty() {
             println!("; (no records: the name is removed)");
         }
-        for rr in content.records() {
+        // Meta records are structure, not zone data (docs/record-format.md).
+        if let Some(meta) = content.records().iter().find(|r| r.is_meta()) {
+            let flags = kadns_record::Meta::from_rdata(meta.rdata_bytes()).unwrap_or_default();
+            if flags.empty_non_terminal() {
+                println!("; (empty non-terminal: names exist below it)");
+            }
+            if flags.wildcard_child() {
+                println!("; (has a wildcard child)");
+            }
+        }
+        for rr in content.records().iter().filter(|r| !r.is_meta()) {
             let rdata = rebase_rdata(rr.rdata()?, &zone_apex, &apex)?;
             println!(
                 "{}",

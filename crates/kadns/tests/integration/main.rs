@@ -8,6 +8,7 @@ mod e2e_network;
 mod e2e_support;
 mod e2e_update;
 mod e2e_upstream;
+mod e2e_zonefile;
 mod key;
 mod publish;
 mod stub;
