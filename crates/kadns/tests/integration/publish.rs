@@ -18,8 +18,8 @@ use crate::support::{Run, all_types_zone, kadns_async};
 const TEST_TIMEOUT: Duration = Duration::from_secs(180);
 /// The bound on one run of the binary.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-/// Names in `all-types.zone`.
-const NAMES: usize = 10;
+/// Bundles of the all-types fixture: 10 names with records, 5 empty non-terminals.
+const NAMES: usize = 15;
 
 fn args<const N: usize>(items: [&dyn AsRef<std::ffi::OsStr>; N]) -> Vec<OsString> {
     items.iter().map(|a| a.as_ref().to_owned()).collect()
@@ -133,7 +133,8 @@ async fn publish_with_key_stores_every_name_and_counts_truly() -> TestResult {
         let dir = tempfile::tempdir()?;
         let net = TestNet::start(10).await?;
         let (key, zone_id) = new_key(dir.path()).await?;
-        // An earlier signing: the names, keys and records to expect.
+        // An earlier signing: the names, keys and records to expect. The fixture's
+        // 10 names come with 5 empty non-terminals: 15 bundles.
         let earlier = bundles(&sign(&key, dir.path()).await?)?;
         assert_eq!(earlier.len(), NAMES);
 
@@ -145,7 +146,7 @@ async fn publish_with_key_stores_every_name_and_counts_truly() -> TestResult {
         let summary = run.stdout.lines().last().unwrap_or_default();
         assert!(summary.contains(&zone_id), "{summary}");
         assert!(
-            summary.contains("10 names, 10 ok, 0 low, 0 failed"),
+            summary.contains("15 names, 15 ok, 0 low, 0 failed"),
             "{summary}"
         );
 
@@ -213,7 +214,7 @@ async fn min_replicas_above_the_network_size_fails_naming_the_low_names() -> Tes
         )
         .await?;
         run.assert_error(&[
-            "10 of 10 names are stored on fewer than 5 nodes",
+            "15 of 15 names are stored on fewer than 5 nodes",
             "www",
             "publish again once more nodes are up",
         ]);
@@ -226,7 +227,7 @@ async fn min_replicas_above_the_network_size_fails_naming_the_low_names() -> Tes
             assert!(line.text.contains("(minimum 5)"), "{line:?}");
         }
         assert!(
-            run.stdout.contains("0 ok, 10 low, 0 failed"),
+            run.stdout.contains("0 ok, 15 low, 0 failed"),
             "{}",
             run.stdout
         );
@@ -303,7 +304,7 @@ async fn expired_or_tampered_signed_files_are_refused_before_publishing() -> Tes
             signer("old")?.sign_at(&zone, now - 2 * 86_400)?.bundles(),
         )?;
         let run = publish(&net, args([&"--signed", &expired])).await?;
-        run.assert_error(&["10 of 10 names", "are not valid; nothing was published"]);
+        run.assert_error(&["15 of 15 names", "are not valid; nothing was published"]);
         let lines = result_lines(&run.stdout);
         assert_eq!(lines.len(), NAMES, "{run:?}");
         assert!(
@@ -324,7 +325,7 @@ async fn expired_or_tampered_signed_files_are_refused_before_publishing() -> Tes
         bytes[at] ^= 0x01;
         std::fs::write(&tampered, &bytes)?;
         let run = publish(&net, args([&"--signed", &tampered])).await?;
-        run.assert_error(&["1 of 10 names", "nothing was published"]);
+        run.assert_error(&["1 of 15 names", "nothing was published"]);
         let lines = result_lines(&run.stdout);
         assert_eq!(lines.len(), 1, "{run:?}");
         assert_eq!(lines[0].status, "FAIL");
