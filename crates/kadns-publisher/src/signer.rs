@@ -347,7 +347,7 @@ mail    IN A    192.0.2.25
 alias   IN CNAME www
 ext     IN CNAME target.example.net.
 _sip._tcp IN SRV 10 60 5060 sip
-svc     IN SVCB 1 www alpn="h2" port=8443
+svc     IN SVCB 1 www.example.org. alpn="h2" port=8443
 1.2     IN PTR  www.example.org.
 "#;
 

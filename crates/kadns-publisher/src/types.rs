@@ -171,7 +171,12 @@ pub(crate) fn parse(
     };
     Some(result.map(|()| RData::Unknown {
         code: record_type,
-        rdata: NULL::with(f.out),
+        // `NULL::with` asserts non-empty data (an empty APL is valid).
+        rdata: if f.out.is_empty() {
+            NULL::new()
+        } else {
+            NULL::with(f.out)
+        },
     }))
 }
 

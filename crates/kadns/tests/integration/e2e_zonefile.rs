@@ -168,7 +168,8 @@ async fn run() -> TestResult {
     let run = publish(&key, &zone, nodes[1].p2p_addr(), 2).await?;
     assert!(run.success, "zone publish: {run:?}");
     assert!(
-        run.stderr.contains(&format!("{file}:5: warning: TTL 172800")),
+        run.stderr
+            .contains(&format!("{file}:5: warning: TTL 172800")),
         "publish prints the warnings too: {}",
         run.stderr
     );
@@ -183,9 +184,18 @@ async fn run() -> TestResult {
     .await?;
     let got = answers(&out)?;
     assert_eq!(got.len(), 1, "{out}");
-    assert_eq!(got[0].owner, "X.y.Users.corp.kad.", "owner = query name: {out}");
-    assert_eq!((got[0].rtype.as_str(), got[0].rdata.as_str()), ("A", "192.0.2.80"));
-    assert!(got[0].ttl <= MAX_TTL && got[0].ttl > MAX_TTL - 120, "clamped: {out}");
+    assert_eq!(
+        got[0].owner, "X.y.Users.corp.kad.",
+        "owner = query name: {out}"
+    );
+    assert_eq!(
+        (got[0].rtype.as_str(), got[0].rdata.as_str()),
+        ("A", "192.0.2.80")
+    );
+    assert!(
+        got[0].ttl <= MAX_TTL && got[0].ttl > MAX_TTL - 120,
+        "clamped: {out}"
+    );
 
     // Alice's own record, not the wildcard's.
     let out = run_dig(stub, vec!["alice.users.corp.kad".into(), "A".into()]).await?;
@@ -202,7 +212,9 @@ async fn run() -> TestResult {
         .map(|l| DigRecord::parse(l))
         .collect::<TestResult<_>>()?;
     assert!(
-        authority.iter().any(|r| r.rtype == "SOA" && r.owner == "corp.kad."),
+        authority
+            .iter()
+            .any(|r| r.rtype == "SOA" && r.owner == "corp.kad."),
         "{out}"
     );
     // `a.b` itself still answers.
@@ -212,7 +224,11 @@ async fn run() -> TestResult {
     // No wildcard above: NXDOMAIN, with the SOA.
     for qname in ["nope.corp.kad", "c.b.corp.kad"] {
         let out = run_dig(stub, vec![qname.into(), "A".into()]).await?;
-        assert_eq!(dig::status(&out).as_deref(), Some("NXDOMAIN"), "{qname}: {out}");
+        assert_eq!(
+            dig::status(&out).as_deref(),
+            Some("NXDOMAIN"),
+            "{qname}: {out}"
+        );
         assert!(!dig::authority_lines(&out).is_empty(), "{out}");
     }
 
@@ -222,7 +238,10 @@ async fn run() -> TestResult {
         let got = answers(&out)?;
         assert!(!got.is_empty(), "{qname} {qtype}: {out}");
         for r in &got {
-            assert!(r.ttl <= MAX_TTL && r.ttl > MAX_TTL - 120, "{qname} {qtype}: {out}");
+            assert!(
+                r.ttl <= MAX_TTL && r.ttl > MAX_TTL - 120,
+                "{qname} {qtype}: {out}"
+            );
         }
         if qtype == "A" {
             assert_eq!(got.len(), 1, "the duplicate is published once: {out}");
