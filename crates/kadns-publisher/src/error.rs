@@ -297,7 +297,8 @@ pub enum ProblemKind {
         /// The class as written or inherited.
         class: String,
     },
-    /// A TTL above [`MAX_TTL`](kadns_record::MAX_TTL). Never clamped silently.
+    /// A TTL above [`MAX_TTL`](kadns_record::MAX_TTL). The zone-file parser no
+    /// longer raises it: it clamps, with [`WarningKind::TtlClamped`](crate::WarningKind::TtlClamped).
     #[error("TTL {ttl} is above the limit of {max} seconds")]
     TtlTooLarge {
         /// The TTL.
