@@ -237,8 +237,8 @@ fn every_type_hickory_does_not_parse_has_its_rfc_wire_form() {
             opaque(56, cat(&[string(b"up"), string(b"ok")])),
         ),
         (
-            &*Box::leak(format!("a RKEY 0 3 253 {PK}").into_boxed_str()),
-            opaque(57, cat(&[be16(0), vec![3, 253], pk()])),
+            &*Box::leak(format!("a RKEY 0 3 13 {PK}").into_boxed_str()),
+            opaque(57, cat(&[be16(0), vec![3, 13], pk()])),
         ),
         (
             "a TALINK prev next",

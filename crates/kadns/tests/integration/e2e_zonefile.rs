@@ -8,8 +8,10 @@
 
 use std::time::Duration;
 
+use kadns_publisher::ParsedZone;
 use kadns_record::hickory_proto::rr::RData;
 use kadns_record::hickory_proto::rr::rdata::A;
+use kadns_record::{OwnerName, Rr};
 use kadns_tests::upstream::TestUpstream;
 use kadns_tests::{TestResult, dig};
 use tracing_test::traced_test;
@@ -61,6 +63,87 @@ kx      IN KX   10 mail
 nets    IN APL  1:192.0.2.0/24 !1:192.0.2.128/25
 blob    IN TYPE65280 \# 4 0a000001
 "#;
+
+/// More types, each at its own name (`t<code>`), appended after [`ZONE`]:
+/// checked byte for byte with `dig +unknownformat` against what the parser
+/// makes of the same line. (code, data as written.)
+const MORE: &[(u16, &str)] = &[
+    (3, "MD mail"),
+    (4, "MF mail"),
+    (7, "MB mail"),
+    (8, "MG Mail.Corp.Kad."),
+    (9, "MR mail"),
+    (11, "WKS 192.0.2.1 tcp ftp smtp"),
+    (14, "MINFO req err.example.net."),
+    (19, "X25 \"311061700956\""),
+    (20, "ISDN \"150862028003217\" \"004\""),
+    (21, "RT 10 relay"),
+    (
+        22,
+        "NSAP 0x47.0005.80.005a00.0000.0001.e133.ffffff000161.00",
+    ),
+    (23, "NSAP-PTR host"),
+    (26, "PX 10 map822 mapx400.example.net."),
+    (27, "GPOS \"-32.6882\" \"116.8652\" \"10.0\""),
+    (31, "EID 0a0b0c"),
+    (32, "NIMLOC 32"),
+    (34, "ATMA +16505551234"),
+    (38, "A6 64 ::1 prefix"),
+    (40, "SINK 1 0 AQID"),
+    (
+        45,
+        "IPSECKEY 10 3 2 gw AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ==",
+    ),
+    (49, "DHCID AAIBY2/AuCccgoJbsaxcQc9TUapptP69lOjxfNuVAA2kjEA="),
+    (
+        55,
+        "HIP 2 200100107B1A74DF365639CC39F1D578 AwEAAbdxyhNuSutc5EMzxTs9LBPCIkOFH8cIvM4p9+LrV4e19WzK00+CI6zBCQTdtWsuxKbWIy87UOoJTwkUs7lBu+Upr1gsNrut79ryra+bSRGQb1slImA8YVJyuIDsj7kwzG7jnERNqnWxZ48AWkskmdHaVDP4BcelrTI3rMXdXF5D rvs.example.net.",
+    ),
+    (56, "NINFO \"up\" \"ok\""),
+    (57, "RKEY 0 3 13 AQID"),
+    (58, "TALINK prev next"),
+    (
+        63,
+        "ZONEMD 2018031900 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    ),
+    (100, "UINFO \"user\""),
+    (101, "UID 1000"),
+    (102, "GID 100"),
+    (104, "NID 10 0014:4fff:ff20:ee64"),
+    (106, "L64 10 2001:db8:1140:1000"),
+    (107, "LP 10 l64-subnet"),
+    (109, "EUI64 00-00-5e-ef-10-00-00-2a"),
+    (258, "AVC \"app-name:WebEx\""),
+    (259, "DOA 0 1 2 \"\" aHR0cHM6Ly93d3cuaXNjLm9yZy8="),
+    (260, "AMTRELAY 10 0 3 relay"),
+    (261, "RESINFO qnamemin exterr=15-17"),
+    (262, "WALLET \"BTC\" \"bc1q\""),
+    (10, "NULL \\# 3 010203"),
+];
+
+fn more_lines() -> String {
+    MORE.iter()
+        .map(|(code, data)| format!("t{code} IN {data}\n"))
+        .collect()
+}
+
+/// What the parser makes of `t<code>`'s line, as dig prints RFC 3597 data.
+fn generic_form(code: u16) -> TestResult<String> {
+    let zone = ParsedZone::from_text(
+        &format!("$ORIGIN corp.kad.\n$TTL 60\n{}", more_lines()),
+        "more",
+        None,
+    )?;
+    let owner = OwnerName::from_labels([format!("t{code}").as_bytes()])?;
+    let record = &zone.names()[&owner][0];
+    let rr = Rr::new(60, record.rdata())?;
+    let hex: String = rr
+        .rdata_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("\\#{}{hex}", rr.rdata_bytes().len()))
+}
 
 /// (query name, type, expected answer data with blanks removed, lower case).
 /// Names inside RDATA come back under the name the query used.
@@ -122,7 +205,7 @@ async fn run() -> TestResult {
         TestUpstream::start(&[("outside.example.", RData::A(A::new(198, 51, 100, 7)))]).await?;
     let (key, zone_id) = generate_key(dir.path()).await?;
     let zone = dir.path().join("corp.zone");
-    std::fs::write(&zone, ZONE)?;
+    std::fs::write(&zone, format!("{ZONE}{}", more_lines()))?;
     let file = zone.display().to_string();
 
     // Offline signing: it succeeds, and says what it changed, by line.
@@ -261,6 +344,25 @@ async fn run() -> TestResult {
         assert_eq!(got.len(), 1, "{qname} {qtype}: {response}");
         assert_eq!(got[0].owner, format!("{qname}."), "{response}");
         assert_eq!(squash(&got[0].rdata), *want, "{qname} {qtype}: {response}");
+    }
+
+    // And the rest of the survey, byte for byte.
+    let mut args = vec!["+unknownformat".to_owned()];
+    for (code, _) in MORE {
+        args.extend([format!("t{code}.corp.kad"), format!("TYPE{code}")]);
+    }
+    let out = run_dig(stub, args).await?;
+    let responses = dig::responses(&out);
+    assert_eq!(responses.len(), MORE.len(), "{out}");
+    for ((code, data), response) in MORE.iter().zip(responses) {
+        let got = answers(response)?;
+        assert_eq!(got.len(), 1, "{data}: {response}");
+        assert_eq!(got[0].owner, format!("t{code}.corp.kad."), "{response}");
+        assert_eq!(
+            squash(&got[0].rdata),
+            generic_form(*code)?,
+            "{data}: {response}"
+        );
     }
     drop(nodes);
     Ok(())
