@@ -211,6 +211,40 @@ mod tests {
         );
     }
 
+    use proptest::prelude::*;
+
+    fn arb_labels() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(prop_oneof![Just("*".to_owned()), "[a-zA-Z0-9-]{1,10}"], 0..5)
+    }
+
+    fn absolute(labels: &[String], apex: &Name) -> Name {
+        let mut name = Name::from_labels(labels.iter().map(|l| l.as_bytes())).unwrap();
+        name.set_fqdn(false);
+        name.append_domain(apex).unwrap()
+    }
+
+    proptest! {
+        /// Rebasing keeps every label below the old apex, `*` labels
+        /// included, and rebasing back restores the name.
+        #[test]
+        fn rebase_keeps_every_label(labels in arb_labels(), from in arb_labels(), to in arb_labels()) {
+            let clean = |v: Vec<String>| -> Vec<String> { v.into_iter().filter(|l| l != "*").collect() };
+            let from = absolute(&clean(from), &Name::root());
+            let to = absolute(&clean(to), &Name::root());
+            let name = absolute(&labels, &from);
+            let moved = rebase_name(&name, &from, &to).unwrap();
+            prop_assert_eq!(moved.iter().count(), labels.len() + to.iter().count());
+            prop_assert!(to.zone_of(&moved));
+            let kept: Vec<&[u8]> = moved.iter().take(labels.len()).collect();
+            let want: Vec<&[u8]> = labels.iter().map(|l| l.as_bytes()).collect();
+            prop_assert_eq!(kept, want);
+            // Back again (when `to` is not inside `from`, which would be ambiguous).
+            if !from.zone_of(&to) && !to.zone_of(&from) {
+                prop_assert_eq!(rebase_name(&moved, &to, &from).unwrap(), name);
+            }
+        }
+    }
+
     /// Every type of [`NAME_LAYOUTS`], and IPSECKEY/AMTRELAY, rebases each of
     /// its names and keeps every other byte.
     #[test]
