@@ -214,7 +214,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_labels() -> impl Strategy<Value = Vec<String>> {
-        proptest::collection::vec(prop_oneof![Just("*".to_owned()), "[a-zA-Z0-9-]{1,10}"], 0..5)
+        proptest::collection::vec(
+            prop_oneof![Just("*".to_owned()), "[a-zA-Z0-9-]{1,10}"],
+            0..5,
+        )
     }
 
     fn absolute(labels: &[String], apex: &Name) -> Name {

@@ -267,3 +267,34 @@ async fn an_unreachable_ancestor_fails_instead_of_guessing() -> TestResult {
     );
     Ok(())
 }
+
+/// The ancestors of one round are looked up at once: on tokio's paused clock,
+/// with every bundle lookup taking 100 ms, a 40-label name costs one round
+/// trip per round, not one per lookup.
+#[tokio::test(start_paused = true)]
+#[traced_test]
+async fn ancestor_lookups_of_a_round_run_concurrently() -> TestResult {
+    let key = zone(45);
+    let source = users_zone(&key);
+    source.set_delay(std::time::Duration::from_millis(100));
+    let resolver = resolver_for(&key, &source);
+    let deep: Vec<String> = (0..40).map(|i| format!("l{i}")).collect();
+    let qname = name(&format!("{}.example.kad.", deep.join(".")));
+    let started = tokio::time::Instant::now();
+    let answer = resolver.lookup(&qname, RecordType::A).await;
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(answer.outcome, Outcome::NxDomain),
+        "{:?}",
+        answer.outcome
+    );
+    // The name, two rounds of 4 ancestors, the apex (reused for the SOA).
+    assert_eq!(source.calls(), 1 + 4 + 4 + 1);
+    // Sequential lookups would take 1 s; four round trips take 400 ms.
+    assert!(
+        elapsed < std::time::Duration::from_millis(500),
+        "{elapsed:?} for {} lookups",
+        source.calls()
+    );
+    Ok(())
+}
