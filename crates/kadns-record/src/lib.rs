@@ -10,6 +10,9 @@
 //!   the content, [`SignedBundle`] the decoded but unchecked bytes,
 //!   [`VerifiedBundle`] what [`validate`] returns once everything checks out.
 //! - A bundle lives in the DHT under [`DhtKey::derive`]`(zone, owner)`.
+//! - A zone's structure — which names are empty non-terminals, which have a
+//!   `*` child — travels signed in a [`Meta`] record (type [`META_TYPE`]),
+//!   which no answer shows.
 //!
 //! The byte layout, key derivation and limits are specified, with test vectors,
 //! in `docs/record-format.md`.
