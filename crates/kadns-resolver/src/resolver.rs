@@ -12,10 +12,12 @@ use tokio::time::Instant;
 use crate::answer::{Answer, Outcome};
 use crate::cache::{Cache, Cached, Found};
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::error::{Error, ForwardError, LookupError};
 use crate::fetch::Fetcher;
 use crate::forwarder::Forwarder;
 use crate::metrics::Metrics;
+use crate::persist::BundleStore;
 use crate::records::{Placement, negative_soa, records};
 use crate::route::{Route, Router};
 use crate::sequence_store::{MemorySequences, SequenceStore};
@@ -53,6 +55,10 @@ struct Inner<S> {
     forwarder: Forwarder,
     metrics: Arc<Metrics>,
     max_cname_chain: usize,
+    /// One deadline per query, for every step of it.
+    deadline: std::time::Duration,
+    /// Cancels the background refreshes when the resolver goes away.
+    _background: tokio_util::sync::DropGuard,
 }
 
 /// Builds a [`Resolver`]. Unset parts default to: an in-memory sequence store
@@ -63,6 +69,7 @@ pub struct Builder<S> {
     config: Config,
     source: S,
     sequences: Option<Arc<dyn SequenceStore>>,
+    persisted: Option<Arc<dyn BundleStore>>,
     metrics: Option<Arc<Metrics>>,
     local_addrs: Vec<SocketAddr>,
 }
@@ -81,6 +88,15 @@ impl<S: BundleSource> Builder<S> {
     /// [`SledSequences`](crate::SledSequences) for protection across restarts.
     pub fn sequences(mut self, store: impl SequenceStore) -> Self {
         self.sequences = Some(Arc::new(store));
+        self
+    }
+
+    /// Where verified bundles are persisted for serving stale answers after a
+    /// restart: a [`SledBundles`](crate::SledBundles) from
+    /// [`SledSequences::bundles`](crate::SledSequences::bundles). Without
+    /// one, stale answers come from memory only.
+    pub fn persisted_cache(mut self, store: impl BundleStore) -> Self {
+        self.persisted = Some(Arc::new(store));
         self
     }
 
@@ -122,6 +138,7 @@ impl<S: BundleSource> Builder<S> {
             Arc::clone(&metrics),
         )?;
         let cache = &self.config.cache;
+        let shutdown = tokio_util::sync::CancellationToken::new();
         let fetcher = Fetcher {
             source: self.source,
             cache: Cache::new(
@@ -132,9 +149,13 @@ impl<S: BundleSource> Builder<S> {
             sequences: self
                 .sequences
                 .unwrap_or_else(|| Arc::new(MemorySequences::new())),
+            persisted: self.persisted,
             metrics: Arc::clone(&metrics),
             timeout: self.config.dht.timeout(),
+            prefetch: cache.prefetch,
             in_flight: Default::default(),
+            background: Default::default(),
+            shutdown: shutdown.clone(),
         };
         Ok(Resolver {
             inner: Arc::new(Inner {
@@ -143,6 +164,8 @@ impl<S: BundleSource> Builder<S> {
                 forwarder,
                 metrics,
                 max_cname_chain: self.config.dht.max_cname_chain,
+                deadline: self.config.query.deadline(),
+                _background: shutdown.drop_guard(),
             }),
         })
     }
@@ -178,10 +201,6 @@ impl Verdict {
             Self::NoData(bundle)
         }
     }
-
-    fn is_negative(&self) -> bool {
-        matches!(self, Self::NoData(_) | Self::NxDomain { .. })
-    }
 }
 
 impl<S: BundleSource> Resolver<S> {
@@ -191,6 +210,7 @@ impl<S: BundleSource> Resolver<S> {
             config,
             source,
             sequences: None,
+            persisted: None,
             metrics: None,
             local_addrs: Vec::new(),
         }
@@ -213,10 +233,19 @@ impl<S: BundleSource> Resolver<S> {
 
     /// Resolves `name` (class IN). Names in kadns zones are answered from
     /// verified bundles, CNAMEs chased; other names are forwarded upstream.
-    /// Never fails: failures are an [`Outcome`] too. Safe to cancel.
+    /// Never fails: failures are an [`Outcome`] too. Answers within the
+    /// query deadline (`dht.deadline_ms`), CNAME chasing, the negative
+    /// answer's SOA and forwarding included. Safe to cancel.
     #[tracing::instrument(skip_all, fields(qname = %name, qtype = %query_type))]
     pub async fn lookup(&self, name: &Name, query_type: RecordType) -> Answer {
-        let answer = self.resolve(name, query_type).await;
+        let deadline = Deadline::after(self.inner.deadline);
+        let answer =
+            match tokio::time::timeout_at(deadline.at(), self.resolve(name, query_type, deadline))
+                .await
+            {
+                Ok(answer) => answer,
+                Err(_) => Answer::failed(deadline.error(), Vec::new()),
+            };
         let outcome = answer.outcome.label();
         self.inner.metrics.count_outcome(outcome);
         match &answer.outcome {
@@ -241,7 +270,13 @@ impl<S: BundleSource> Resolver<S> {
             span.record("qname", tracing::field::display(&query.name));
             span.record("qtype", tracing::field::display(query.query_type));
         }
-        let result = self.inner.forwarder.forward(request).await;
+        // The query's one deadline bounds the forward too.
+        let result =
+            tokio::time::timeout(self.inner.deadline, self.inner.forwarder.forward(request))
+                .await
+                .unwrap_or(Err(ForwardError::Deadline {
+                    after: self.inner.deadline,
+                }));
         match &result {
             Ok(response) => {
                 self.inner.metrics.count_outcome("upstream");
@@ -255,9 +290,11 @@ impl<S: BundleSource> Resolver<S> {
         result
     }
 
-    async fn resolve(&self, qname: &Name, query_type: RecordType) -> Answer {
+    async fn resolve(&self, qname: &Name, query_type: RecordType, deadline: Deadline) -> Answer {
         let mut chain: Vec<Record> = Vec::new();
         let mut authenticated = true;
+        // Set once any link of the answer is a stale bundle: why it is.
+        let mut stale: Option<LookupError> = None;
         let mut seen = HashSet::new();
         let mut name = qname.clone();
         name.set_fqdn(true);
@@ -268,26 +305,27 @@ impl<S: BundleSource> Resolver<S> {
                 Route::Zone { zone, apex, owner } => (zone, apex, owner),
                 Route::TooLong { zone, apex } => {
                     let negative_ttl = ttl_secs(self.inner.fetcher.cache.negative_ttl());
-                    let soa = self.soa(&zone, &apex, None, negative_ttl).await;
-                    return negative(Outcome::NxDomain, chain, soa, false);
+                    let soa = self.soa(&zone, &apex, None, negative_ttl, deadline).await;
+                    return negative(Outcome::NxDomain, chain, soa, false).with_stale(stale);
                 }
-                Route::Forward => return self.forward_lookup(&name, query_type, chain).await,
+                Route::Forward => {
+                    return self
+                        .forward_lookup(&name, query_type, chain)
+                        .await
+                        .with_stale(stale);
+                }
             };
             let key = DhtKey::derive(&zone, &owner);
-            let mut cached = match self.inner.fetcher.get(key, false).await {
+            let cached = match self.inner.fetcher.get(key, false, deadline).await {
                 Ok(cached) => cached,
                 Err(error) => return Answer::failed(error, chain),
             };
-            let mut verdict = Verdict::of(&cached.found, query_type);
-            // A negative answer is served from the cache only while the
-            // negative TTL lasts, even when the bundle itself lives longer.
-            if verdict.is_negative() && Instant::now() >= cached.negative_until {
-                cached = match self.inner.fetcher.get(key, true).await {
-                    Ok(cached) => cached,
-                    Err(error) => return Answer::failed(error, chain),
-                };
-                verdict = Verdict::of(&cached.found, query_type);
+            if let Some(why) = &cached.stale {
+                stale.get_or_insert_with(|| why.clone());
             }
+            // NODATA comes from a live bundle like any positive answer: no
+            // refetch while the bundle lives.
+            let verdict = Verdict::of(&cached.found, query_type);
             let now = Instant::now();
             let zone_apex = zone.apex();
             let at = Placement {
@@ -308,6 +346,7 @@ impl<S: BundleSource> Resolver<S> {
                         answers: chain,
                         authorities: Vec::new(),
                         authenticated,
+                        stale,
                     };
                 }
                 Verdict::Cname(bundle) => {
@@ -337,40 +376,45 @@ impl<S: BundleSource> Resolver<S> {
                     name = target;
                 }
                 Verdict::NoData(bundle) => {
+                    let negative_ttl = ttl_secs(self.inner.fetcher.cache.negative_ttl());
                     let at = Placement {
-                        ttl_cap: Cached::ttl_left(cached.negative_until, now),
+                        ttl_cap: at.ttl_cap.min(negative_ttl),
                         ..at
                     };
                     let apex_bundle = if owner.is_apex() { Some(bundle) } else { None };
-                    let soa = self.soa(&zone, &apex, apex_bundle, at.ttl_cap).await;
-                    return negative(Outcome::NoData, chain, soa, authenticated);
+                    let soa = self
+                        .soa(&zone, &apex, apex_bundle, at.ttl_cap, deadline)
+                        .await;
+                    return negative(Outcome::NoData, chain, soa, authenticated).with_stale(stale);
                 }
                 Verdict::NxDomain { signed } => {
                     authenticated &= signed;
                     let ttl = Cached::ttl_left(cached.negative_until, now);
-                    let soa = self.soa(&zone, &apex, None, ttl).await;
-                    return negative(Outcome::NxDomain, chain, soa, authenticated);
+                    let soa = self.soa(&zone, &apex, None, ttl, deadline).await;
+                    return negative(Outcome::NxDomain, chain, soa, authenticated)
+                        .with_stale(stale);
                 }
             }
         }
     }
 
     /// The authority SOA for a negative answer in `zone`: from the apex
-    /// bundle (given, cached or looked up), else synthesized. A failed apex
-    /// lookup does not fail the answer.
+    /// bundle (given, cached or looked up within the query's deadline), else
+    /// synthesized. A failed or late apex lookup does not fail the answer.
     async fn soa(
         &self,
         zone: &ZoneId,
         apex: &Name,
         apex_bundle: Option<Arc<kadns_record::VerifiedBundle>>,
         ttl_cap: u32,
+        deadline: Deadline,
     ) -> Record {
         let apex_bundle = match apex_bundle {
             Some(bundle) => Some(bundle),
             None => match self
                 .inner
                 .fetcher
-                .get(DhtKey::derive(zone, &OwnerName::apex()), false)
+                .get(DhtKey::derive(zone, &OwnerName::apex()), false, deadline)
                 .await
             {
                 Ok(Cached {
@@ -411,6 +455,7 @@ impl<S: BundleSource> Resolver<S> {
                     },
                     answers: chain,
                     authenticated: false,
+                    stale: None,
                 }
             }
             Err(source) => Answer::failed(LookupError::Forward { source }, chain),
@@ -424,6 +469,7 @@ fn negative(outcome: Outcome, answers: Vec<Record>, soa: Record, authenticated: 
         answers,
         authorities: vec![soa],
         authenticated,
+        stale: None,
     }
 }
 
