@@ -338,7 +338,7 @@ impl<S: BundleSource> Resolver<S> {
                 Verdict::Records(bundle) => {
                     let wanted = |t: RecordType| query_type == RecordType::ANY || t == query_type;
                     match records(&bundle, wanted, &at) {
-                        Ok(found) => chain.extend(found),
+                        Ok(found) => chain.extend(stale_ttls(found, &cached, at.ttl_cap)),
                         Err(error) => return Answer::failed(error, chain),
                     }
                     return Answer {
@@ -351,7 +351,7 @@ impl<S: BundleSource> Resolver<S> {
                 }
                 Verdict::Cname(bundle) => {
                     let cname = match records(&bundle, |t| t == RecordType::CNAME, &at) {
-                        Ok(mut found) => found.pop(),
+                        Ok(found) => stale_ttls(found, &cached, at.ttl_cap).pop(),
                         Err(error) => return Answer::failed(error, chain),
                     };
                     // `Verdict::Cname` saw a CNAME record, and CNAME RDATA decodes
@@ -471,6 +471,17 @@ fn negative(outcome: Outcome, answers: Vec<Record>, soa: Record, authenticated: 
         authenticated,
         stale: None,
     }
+}
+
+/// RFC 8767: a stale record's TTL is what is left of the stale window
+/// (at most 30 s), whatever TTL was published.
+fn stale_ttls(mut found: Vec<Record>, cached: &Cached, ttl_left: u32) -> Vec<Record> {
+    if cached.stale.is_some() {
+        for record in &mut found {
+            record.ttl = ttl_left;
+        }
+    }
+    found
 }
 
 fn ttl_secs(duration: std::time::Duration) -> u32 {
