@@ -83,11 +83,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The index and the bytes of a [`MemoryBundles`].
+type Held = (Index, HashMap<DhtKey, Vec<u8>>);
+
 /// A [`BundleStore`] in memory, bounded in bytes: for tests and embedders.
 /// Clones share the same map.
 #[derive(Clone, Debug)]
 pub struct MemoryBundles {
-    inner: Arc<Mutex<(Index, HashMap<DhtKey, Vec<u8>>)>>,
+    inner: Arc<Mutex<Held>>,
     max_bytes: u64,
 }
 
