@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kadns_resolver::hickory_proto::op::ResponseCode;
 use kadns_resolver::hickory_proto::rr::rdata::CNAME;
-use kadns_resolver::hickory_proto::rr::{Name, RData, RecordType};
+use kadns_resolver::hickory_proto::rr::{RData, RecordType};
 use kadns_resolver::kadns_record::{DhtKey, ZoneKey};
 use kadns_resolver::{
     Answer, Config, ExtendedError, LookupError, MemoryBundles, MemorySequences, MemorySource,
@@ -40,9 +40,7 @@ fn with_store(
 fn not_reached(invalid: &[(&str, usize)]) -> SourceAnswer {
     let invalid: BTreeMap<String, usize> =
         invalid.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect();
-    // The enum is non-exhaustive outside the crate: built through the
-    // source's own answer, via a round trip of the public constructor.
-    kadns_resolver::SourceAnswer::NotReached {
+    SourceAnswer::NotReached {
         reached: 1,
         required: 3,
         invalid,
@@ -303,16 +301,12 @@ async fn prefetch_fires_in_the_last_tenth_of_the_ttl() -> TestResult {
     // Prefetch can be turned off.
     let mut config = config(&[("example.kad", &key)]);
     config.cache.prefetch = false;
-    let quiet = resolver_with(config, &source);
+    let quiet = crate::support::resolver(config, &source);
     quiet.lookup(&www, RecordType::A).await;
     advance(Duration::from_secs(95)).await;
     quiet.lookup(&www, RecordType::A).await;
     assert_eq!(quiet.metrics().prefetches.get(), 0);
     Ok(())
-}
-
-fn resolver_with(config: Config, source: &MemorySource) -> Resolver<MemorySource> {
-    resolver(config, source)
 }
 
 #[tokio::test(start_paused = true)]
@@ -369,11 +363,10 @@ async fn one_deadline_covers_a_cname_chain_and_the_soa() -> TestResult {
     // The deadline is configurable.
     let mut config = config(&[("example.kad", &key)]);
     config.query.deadline_ms = 1_000;
-    let short = resolver_with(config, &source);
+    let short = crate::support::resolver(config, &source);
     let start = Instant::now();
     let answer = short.lookup(&name("c.example.kad."), RecordType::A).await;
     assert_eq!(answer.response_code(), ResponseCode::ServFail);
     assert!(start.elapsed() <= Duration::from_secs(1));
-    let _: Option<Name> = None;
     Ok(())
 }

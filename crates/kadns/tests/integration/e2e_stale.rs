@@ -139,6 +139,11 @@ async fn run() -> TestResult {
     )
     .await?;
     assert_stale(&out, true)?;
+    // kdig, a second client, reads the same option.
+    if let Some(out) = kdig(addr, "www.stale.kad").await? {
+        assert!(out.contains("EDE: 3"), "kdig: {out}");
+        assert!(out.contains("Stale Answer"), "kdig: {out}");
+    }
     // Never seen: SERVFAIL, DHT unreachable, never NXDOMAIN.
     let out = run_dig(addr, vec!["never.stale.kad".into(), "A".into()]).await?;
     assert_eq!(dig::status(&out).as_deref(), Some("SERVFAIL"), "{out}");
@@ -192,4 +197,27 @@ fn assert_stale(out: &str, first: bool) -> TestResult {
         );
     }
     Ok(())
+}
+
+/// `kdig @addr NAME A` (bounded), or `None` when kdig is not installed.
+async fn kdig(addr: SocketAddr, name: &str) -> TestResult<Option<String>> {
+    let name = name.to_owned();
+    crate::e2e_support::blocking(move || {
+        let output = match std::process::Command::new("kdig")
+            .arg(format!("@{}", addr.ip()))
+            .arg("-p")
+            .arg(addr.port().to_string())
+            .args(["+time=5", "+retry=0", "+edns", &name, "A"])
+            .output()
+        {
+            Ok(output) => output,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("kdig is not installed: skipping its check (CI installs it)");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Some(String::from_utf8(output.stdout)?))
+    })
+    .await
 }
