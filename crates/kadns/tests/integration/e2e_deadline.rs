@@ -166,6 +166,7 @@ async fn run() -> TestResult {
         let start = Instant::now();
         let out = run_dig(addr, vec![name.clone(), "A".into()]).await?;
         let took = start.elapsed();
+        eprintln!("{name}: SERVFAIL after {took:?} (deadline {DEADLINE:?})");
         assert_eq!(
             dig::status(&out).as_deref(),
             Some("SERVFAIL"),
