@@ -149,6 +149,14 @@ async fn run() -> TestResult {
     assert_eq!(dig::status(&out).as_deref(), Some("SERVFAIL"), "{out}");
     assert_eq!(ede_code(&out), Some(22), "{out}");
     assert!(out.contains("No Reachable Authority"), "{out}");
+    // A client without EDNS gets no OPT record, so no EDE, and still SERVFAIL.
+    let out = run_dig(
+        addr,
+        vec!["+noedns".into(), "never.stale.kad".into(), "A".into()],
+    )
+    .await?;
+    assert_eq!(dig::status(&out).as_deref(), Some("SERVFAIL"), "{out}");
+    assert_eq!(ede_code(&out), None, "{out}");
 
     // Restarted with the network still down: answered from the persisted cache.
     terminate(stub).await?;
