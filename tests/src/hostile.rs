@@ -83,3 +83,76 @@ impl Storage for ReplayingStorage {
         Ok(())
     }
 }
+
+/// A hostile peer's storage that never answers: the first get blocks the
+/// node's event loop (the store runs inside the swarm's poll) until
+/// [`HangingStorage::release`], so the peer has accepted the request and
+/// answers nothing, on any stream, from then on. Run the node on a thread
+/// of its own. Keeps nothing it is sent.
+#[derive(Debug, Clone, Default)]
+pub struct HangingStorage {
+    gate: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    hung: Arc<AtomicUsize>,
+}
+
+impl HangingStorage {
+    /// A storage that hangs on every get until released.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Lets every blocked and later get go on (answering nothing found).
+    pub fn release(&self) {
+        let (released, wake) = &*self.gate;
+        *released.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
+    }
+
+    /// How many gets have hung so far (shared by clones).
+    pub fn hung(&self) -> Arc<AtomicUsize> {
+        self.hung.clone()
+    }
+}
+
+impl Storage for HangingStorage {
+    fn get(&self, _: &DhtKey) -> Result<Option<StoredRecord>, StorageError> {
+        self.hung.fetch_add(1, Ordering::SeqCst);
+        let (released, wake) = &*self.gate;
+        let mut done = released.lock().unwrap_or_else(|p| p.into_inner());
+        while !*done {
+            done = wake.wait(done).unwrap_or_else(|p| p.into_inner());
+        }
+        Ok(None)
+    }
+    fn put(&self, _: &DhtKey, _: &StoredRecord) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn remove(&self, _: &DhtKey) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn scan(
+        &self,
+        _: Option<&DhtKey>,
+        _: usize,
+    ) -> Result<Vec<(DhtKey, StoredRecord)>, StorageError> {
+        Ok(Vec::new())
+    }
+    fn purge_expired(&self, _: u64, _: usize) -> Result<usize, StorageError> {
+        Ok(0)
+    }
+    fn len(&self) -> usize {
+        0
+    }
+    fn save_peer(&self, _: &[u8], _: &[String]) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn forget_peer(&self, _: &[u8]) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn peers(&self) -> Result<Vec<SavedPeer>, StorageError> {
+        Ok(Vec::new())
+    }
+    fn flush(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}

@@ -1,6 +1,6 @@
 //! The event loop: the one task that owns the swarm.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +57,14 @@ struct GetState {
     best: Option<VerifiedBundle>,
     answered_by: Vec<PeerId>,
     invalid_answers: usize,
+    invalid_reasons: BTreeMap<&'static str, usize>,
     local: bool,
+    /// Peers that answered without a record (Kademlia's closest peers of a
+    /// lookup that found nothing).
+    reached_empty: Vec<PeerId>,
+    converged: bool,
+    /// Peers that must answer for "nothing" to prove absence.
+    required: usize,
     span: Span,
 }
 
@@ -526,12 +533,14 @@ impl EventLoop {
             state.waiters.push(reply);
             return;
         }
+        let known = self.routing_peers().len();
+        let required = self.get_quorum.min(known).max(1);
         let query = self
             .swarm
             .behaviour_mut()
             .kad
             .get_record(RecordKey::new(key.as_bytes()));
-        let span = tracing::debug_span!(parent: &span, "query", ?query);
+        let span = tracing::debug_span!(parent: &span, "query", ?query, known, required);
         self.gets_by_key.insert(key, query);
         self.gets.insert(
             query,
@@ -541,7 +550,11 @@ impl EventLoop {
                 best: None,
                 answered_by: Vec::new(),
                 invalid_answers: 0,
+                invalid_reasons: BTreeMap::new(),
                 local: false,
+                reached_empty: Vec::new(),
+                converged: false,
+                required,
                 span,
             },
         );
@@ -576,6 +589,7 @@ impl EventLoop {
             }
             Err(e) => {
                 state.invalid_answers += 1;
+                *state.invalid_reasons.entry(e.reason()).or_default() += 1;
                 self.metrics.invalid_answer(e.reason());
                 tracing::debug!(peer = ?found.peer, reason = e.reason(), "invalid record in get answer");
             }
@@ -586,27 +600,45 @@ impl EventLoop {
             if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&query) {
                 q.finish();
             }
-            self.finish_get(query);
+            self.finish_get(query, true, Vec::new());
         }
     }
 
-    fn finish_get(&mut self, query: QueryId) {
-        let Some(state) = self.gets.remove(&query) else {
+    /// Ends a get and answers its waiters. `converged` is false when the
+    /// lookup timed out; `reached_empty` are the peers Kademlia reports as
+    /// having answered a lookup that found no record.
+    fn finish_get(&mut self, query: QueryId, converged: bool, reached_empty: Vec<PeerId>) {
+        let Some(mut state) = self.gets.remove(&query) else {
             return;
         };
+        state.converged = converged;
+        state.reached_empty = reached_empty;
         self.gets_by_key.remove(&state.key);
+        let mut reached = state.answered_by.clone();
+        for peer in state.reached_empty {
+            if !reached.contains(&peer) {
+                reached.push(peer);
+            }
+        }
         let outcome = GetOutcome {
             key: state.key,
             best: state.best,
             answered_by: state.answered_by,
             invalid_answers: state.invalid_answers,
             local: state.local,
+            invalid_reasons: state.invalid_reasons,
+            reached,
+            converged: state.converged,
+            required: state.required,
         };
         state.span.in_scope(|| {
             tracing::debug!(
                 found = outcome.best.is_some(),
                 valid = outcome.answered_by.len(),
                 invalid = outcome.invalid_answers,
+                reached = outcome.reached.len(),
+                required = outcome.required,
+                converged = outcome.converged,
                 "get finished"
             )
         });
@@ -767,10 +799,17 @@ impl EventLoop {
             kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) => {
                 self.on_found_record(id, found);
                 if step.last {
-                    self.finish_get(id);
+                    self.finish_get(id, true, Vec::new());
                 }
             }
-            kad::QueryResult::GetRecord(_) => self.finish_get(id),
+            kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord {
+                ..
+            })) => self.finish_get(id, true, Vec::new()),
+            kad::QueryResult::GetRecord(Err(kad::GetRecordError::NotFound {
+                closest_peers,
+                ..
+            })) => self.finish_get(id, true, closest_peers),
+            kad::QueryResult::GetRecord(Err(_)) => self.finish_get(id, false, Vec::new()),
             kad::QueryResult::GetClosestPeers(result) => {
                 let peers = match result {
                     Ok(ok) => ok.peers,

@@ -1,5 +1,6 @@
 //! The cloneable handle through which everything talks to a node.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kadns_record::{DhtKey, SignedBundle, VerifiedBundle, validate};
@@ -50,12 +51,38 @@ pub struct GetOutcome {
     pub invalid_answers: usize,
     /// Whether the local store held a valid copy.
     pub local: bool,
+    /// Invalid remote answers by refusal reason (`bad_signature`,
+    /// `wrong_key`, `expired`, …), so a caller can say what was wrong.
+    pub invalid_reasons: BTreeMap<&'static str, usize>,
+    /// Remote peers known to have answered the lookup, with or without a
+    /// record: the peers that returned a valid bundle, and the closest peers
+    /// that Kademlia reports as having answered a lookup that found nothing.
+    pub reached: Vec<PeerId>,
+    /// True when the lookup ran to its end (it converged on the closest
+    /// peers, or stopped at the quorum) rather than timing out.
+    pub converged: bool,
+    /// How many peers must have answered for "nothing found" to prove the
+    /// key absent: `max(1, min(get_quorum, peers known when the lookup
+    /// started))`. See [`GetOutcome::proves_absence`].
+    pub required: usize,
 }
 
 impl GetOutcome {
     /// Remote peers that returned a valid bundle.
     pub fn valid_answers(&self) -> usize {
         self.answered_by.len()
+    }
+
+    /// True when this lookup proves that no valid bundle is stored under the
+    /// key: none was found (nor an invalid one), the lookup converged, and at
+    /// least [`required`](Self::required) of the closest peers answered.
+    /// "Nothing found" without this is *not reached*, never absent: a
+    /// network that could not be asked says nothing about a name.
+    pub fn proves_absence(&self) -> bool {
+        self.best.is_none()
+            && self.invalid_answers == 0
+            && self.converged
+            && self.reached.len() >= self.required
     }
 }
 

@@ -3,6 +3,7 @@
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::Record;
 
+use crate::ede::ExtendedError;
 use crate::error::LookupError;
 
 /// The result of [`Resolver::lookup`](crate::Resolver::lookup): an outcome and
@@ -27,6 +28,11 @@ pub struct Answer {
     /// stub's AD bit. Never true for upstream data, nor for an NXDOMAIN that
     /// rests on finding no bundle at all (a DHT can withhold, not forge).
     pub authenticated: bool,
+    /// Set when the answer, or a link of its CNAME chain, comes from the
+    /// last verified bundle because fetching a fresh one failed (RFC 8767
+    /// serve-stale): its TTLs are at most 30 s and never outlast the
+    /// signature. Holds the failure.
+    pub stale: Option<LookupError>,
 }
 
 impl Answer {
@@ -41,6 +47,35 @@ impl Answer {
             answers,
             authorities: Vec::new(),
             authenticated: false,
+            stale: None,
+        }
+    }
+
+    /// Marks the answer stale (when `why` is set).
+    pub(crate) fn with_stale(mut self, why: Option<LookupError>) -> Self {
+        if why.is_some() {
+            self.stale = why;
+        }
+        self
+    }
+
+    /// The Extended DNS Error (RFC 8914) to send with this answer: the
+    /// reason for a SERVFAIL, or "Stale Answer" / "Stale NXDOMAIN Answer"
+    /// for a stale one. `None` for a fresh answer or an upstream's response.
+    pub fn extended_error(&self) -> Option<ExtendedError> {
+        match (&self.outcome, &self.stale) {
+            (Outcome::DhtUnavailable { error } | Outcome::Failed { error }, _) => {
+                Some(ExtendedError::for_lookup(error))
+            }
+            (Outcome::NxDomain, Some(why)) => Some(ExtendedError::new(
+                ExtendedError::STALE_NXDOMAIN_ANSWER,
+                why.to_string(),
+            )),
+            (_, Some(why)) => Some(ExtendedError::new(
+                ExtendedError::STALE_ANSWER,
+                why.to_string(),
+            )),
+            _ => None,
         }
     }
 

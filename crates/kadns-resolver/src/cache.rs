@@ -7,6 +7,12 @@ use std::time::Duration;
 use kadns_record::{DhtKey, VerifiedBundle};
 use tokio::time::Instant;
 
+use crate::error::LookupError;
+
+/// TTL of a stale answer, and how long one is reused before the DHT is
+/// asked again (RFC 8767's recommended 30 s for both).
+pub(crate) const STALE_TTL: Duration = Duration::from_secs(30);
+
 /// What a completed DHT lookup found: a verified bundle, or nothing.
 #[derive(Clone, Debug)]
 pub(crate) enum Found {
@@ -24,6 +30,14 @@ pub(crate) struct Cached {
     pub(crate) expires: Instant,
     /// When it stops being usable for a negative answer (NXDOMAIN, NODATA).
     pub(crate) negative_until: Instant,
+    /// When it was fetched (or made stale): prefetch counts from here.
+    pub(crate) fetched: Instant,
+    /// Until when the bundle may still be served stale: its signed expiry
+    /// (`expires` for "nothing found", which is never served stale).
+    pub(crate) stale_until: Instant,
+    /// Set when this entry is a stale answer: the failure that made the
+    /// resolver fall back on the last verified bundle.
+    pub(crate) stale: Option<LookupError>,
 }
 
 impl Cached {
@@ -34,6 +48,12 @@ impl Cached {
         let left = until.saturating_duration_since(now);
         let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
         u32::try_from(secs).unwrap_or(u32::MAX)
+    }
+
+    /// True in the last tenth of the entry's life (unbound's prefetch rule).
+    pub(crate) fn prefetch_due(&self, now: Instant) -> bool {
+        let life = self.expires.saturating_duration_since(self.fetched);
+        now + life / 10 >= self.expires
     }
 }
 
@@ -75,22 +95,66 @@ impl Cache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The live entry for `key`, if any; a dead one is removed.
+    /// The live entry for `key`, if any. An entry past its life stays for
+    /// serving stale until its bundle's signed expiry; past that it is
+    /// removed.
     pub(crate) fn get(&self, key: &DhtKey, now: Instant) -> Option<Cached> {
         let mut inner = self.inner();
         let (cached, generation) = inner.entries.get(key)?.clone();
         if now < cached.expires {
             return Some(cached);
         }
-        inner.entries.remove(key);
-        inner.by_expiry.remove(&(cached.expires, generation, *key));
+        if now >= cached.stale_until {
+            inner.entries.remove(key);
+            inner.by_expiry.remove(&(cached.expires, generation, *key));
+        }
         None
+    }
+
+    /// The last verified bundle under `key` that may still be served stale
+    /// at `now` (before its signed expiry), live or not.
+    pub(crate) fn get_stale(&self, key: &DhtKey, now: Instant) -> Option<Arc<VerifiedBundle>> {
+        let inner = self.inner();
+        let (cached, _) = inner.entries.get(key)?;
+        match &cached.found {
+            Found::Bundle(bundle) if now < cached.stale_until => Some(Arc::clone(bundle)),
+            _ => None,
+        }
+    }
+
+    /// Caches `bundle` as a stale answer (because of `why`) for
+    /// [`STALE_TTL`], never past its signed expiry, and returns the entry.
+    pub(crate) fn insert_stale(
+        &self,
+        key: DhtKey,
+        bundle: Arc<VerifiedBundle>,
+        why: LookupError,
+        now: Instant,
+        now_unix: u64,
+    ) -> Cached {
+        let signed_left = Duration::from_secs(bundle.expires().saturating_sub(now_unix));
+        let mut stale_until = now + signed_left;
+        // Never later than an end already computed for this entry: a stale
+        // entry renewed again and again keeps its first deadline.
+        if let Some((held, _)) = self.inner().entries.get(&key) {
+            stale_until = stale_until.min(held.stale_until);
+        }
+        let lifetime = STALE_TTL.min(stale_until.saturating_duration_since(now));
+        let cached = Cached {
+            found: Found::Bundle(bundle),
+            expires: now + lifetime,
+            negative_until: now + lifetime,
+            fetched: now,
+            stale_until,
+            stale: Some(why),
+        };
+        self.put(key, cached)
     }
 
     /// Caches what a lookup found at `now` (`now_unix` is the wall clock, for
     /// the bundle's signed expiry) and returns the entry, cached or not.
     pub(crate) fn insert(&self, key: DhtKey, found: Found, now: Instant, now_unix: u64) -> Cached {
-        let (lifetime, negative) = match &found {
+        let (lifetime, negative, signed_left) = match &found {
             Found::Bundle(bundle) => {
                 let signed_left = Duration::from_secs(bundle.expires().saturating_sub(now_unix));
                 let ttl = bundle.records().iter().map(|r| r.ttl()).min();
@@ -99,16 +163,26 @@ impl Cache {
                     None => self.negative_ttl,
                 };
                 let lifetime = lifetime.min(signed_left);
-                (lifetime, lifetime.min(self.negative_ttl))
+                (lifetime, lifetime.min(self.negative_ttl), signed_left)
             }
-            Found::Nothing => (self.negative_ttl, self.negative_ttl),
+            Found::Nothing => (self.negative_ttl, self.negative_ttl, self.negative_ttl),
         };
         let cached = Cached {
             found,
             expires: now + lifetime,
             negative_until: now + negative,
+            fetched: now,
+            stale_until: now + signed_left,
+            stale: None,
         };
-        if lifetime.is_zero() || self.max_entries == 0 {
+        if lifetime.is_zero() {
+            return cached;
+        }
+        self.put(key, cached)
+    }
+
+    fn put(&self, key: DhtKey, cached: Cached) -> Cached {
+        if self.max_entries == 0 || cached.expires <= cached.fetched {
             return cached;
         }
         let mut inner = self.inner();

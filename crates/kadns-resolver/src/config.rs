@@ -32,12 +32,37 @@ pub struct Config {
     /// and every name below it. Names compare case-insensitively; the zone id
     /// is checked when the resolver is built.
     pub trust_anchors: BTreeMap<String, String>,
+    /// Whole queries.
+    pub query: QueryConfig,
     /// DHT lookups.
     pub dht: DhtConfig,
     /// The cache.
     pub cache: CacheConfig,
     /// Upstream servers for every name outside kadns zones.
     pub upstream: UpstreamConfig,
+}
+
+/// Whole queries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct QueryConfig {
+    /// One deadline per query, in milliseconds (default 4000): CNAME
+    /// chasing, the negative answer's SOA and forwarding all fit in it, so
+    /// a client (glibc waits 5 s) always hears an answer, SERVFAIL at worst.
+    pub deadline_ms: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self { deadline_ms: 4_000 }
+    }
+}
+
+impl QueryConfig {
+    pub(crate) fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
 }
 
 /// DHT lookups.
@@ -87,6 +112,14 @@ pub struct CacheConfig {
     /// (default 60). Short, because a name may be published at any moment and
     /// no registry announces it; clamped to `max_ttl_secs`.
     pub negative_ttl_secs: u32,
+    /// Refresh an entry in the background when it is used in the last tenth
+    /// of its life (default true), as unbound's `prefetch` does: popular
+    /// names never expire from the cache while the DHT answers.
+    pub prefetch: bool,
+    /// Most bytes of verified bundles kept on disk for serving stale answers
+    /// after a restart (default 16 MiB), where a persisted cache is used
+    /// (the stub's data directory).
+    pub persist_max_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -95,6 +128,8 @@ impl Default for CacheConfig {
             max_entries: 10_000,
             max_ttl_secs: kadns_record::MAX_TTL,
             negative_ttl_secs: 60,
+            prefetch: true,
+            persist_max_bytes: crate::persist::DEFAULT_PERSIST_MAX_BYTES,
         }
     }
 }

@@ -5,18 +5,21 @@ use std::sync::Arc;
 use kadns_record::DhtKey;
 
 use crate::error::SourceError;
-use crate::source::BundleSource;
+use crate::source::{BundleSource, SourceAnswer};
 
 /// A DHT node's handle is a bundle source: the node validates every record
 /// it finds and returns the valid one with the highest sequence; the
 /// resolver validates those bytes again (it trusts no peer, nor its own DHT
 /// node's choice) and checks them for rollback.
 ///
-/// A lookup that nobody answered on a node with no peers has not really
-/// completed, so it is [`SourceError::NoPeers`] (SERVFAIL), never NXDOMAIN:
-/// an unreachable network must not be mistaken for a name that does not exist.
+/// "Nothing found" is [`SourceAnswer::Absent`] only when
+/// [`GetOutcome::proves_absence`](kadns_dht::GetOutcome::proves_absence)
+/// holds: the lookup converged and at least `max(1, min(get_quorum, known
+/// peers))` of the closest peers answered. Anything less is
+/// [`SourceAnswer::NotReached`] (SERVFAIL or a stale answer), so an
+/// unreachable network is never mistaken for a name that does not exist.
 impl BundleSource for kadns_dht::Handle {
-    async fn get(&self, key: DhtKey) -> Result<Option<Vec<u8>>, SourceError> {
+    async fn get(&self, key: DhtKey) -> Result<SourceAnswer, SourceError> {
         let outcome = kadns_dht::Handle::get(self, key)
             .await
             .map_err(|error| match error {
@@ -25,15 +28,20 @@ impl BundleSource for kadns_dht::Handle {
                     source: Arc::new(other),
                 },
             })?;
-        if let Some(best) = outcome.best {
-            return Ok(Some(best.as_bytes().to_vec()));
+        if let Some(best) = &outcome.best {
+            return Ok(SourceAnswer::Found(best.as_bytes().to_vec()));
         }
-        if outcome.answered_by.is_empty() && !outcome.local {
-            let peers = self.peers().await.map_err(|_| SourceError::Stopped)?;
-            if peers.is_empty() {
-                return Err(SourceError::NoPeers);
-            }
+        if outcome.proves_absence() {
+            return Ok(SourceAnswer::Absent);
         }
-        Ok(None)
+        Ok(SourceAnswer::NotReached {
+            reached: outcome.reached.len(),
+            required: outcome.required,
+            invalid: outcome
+                .invalid_reasons
+                .iter()
+                .map(|(reason, n)| ((*reason).to_owned(), *n))
+                .collect(),
+        })
     }
 }

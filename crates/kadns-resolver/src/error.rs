@@ -1,6 +1,7 @@
 //! Error types. Absence (NXDOMAIN, NODATA) is never one of them: it is an
 //! [`Outcome`](crate::Outcome).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -104,6 +105,13 @@ pub enum StoreError {
         /// The stored value's length.
         len: usize,
     },
+    /// The persisted bundle cache could not be opened or scanned.
+    #[error("cannot read the persisted bundle cache: {source}")]
+    Scan {
+        /// The database's error.
+        #[source]
+        source: BoxError,
+    },
     /// The blocking task that ran the store call died.
     #[error("the sequence store task failed: {reason}")]
     Task {
@@ -203,6 +211,31 @@ pub enum LookupError {
         /// The bound.
         after: Duration,
     },
+    /// The DHT asked too few of the closest peers to prove the name absent,
+    /// and found no valid bundle: unreachable, not absent.
+    #[error("DHT lookup of {key} reached {reached} of the {required} closest peers needed")]
+    Unreached {
+        /// The DHT key.
+        key: DhtKey,
+        /// Peers that answered.
+        reached: usize,
+        /// Peers needed to prove absence.
+        required: usize,
+    },
+    /// The DHT found only invalid bundles (forged, expired, misplaced …).
+    #[error("only invalid bundles found under {key}: {}", reason_counts(reasons))]
+    OnlyInvalid {
+        /// The DHT key.
+        key: DhtKey,
+        /// How many answers were refused, by reason.
+        reasons: BTreeMap<String, usize>,
+    },
+    /// The query's deadline passed before it was answered.
+    #[error("no answer within the query deadline of {after:?}")]
+    Deadline {
+        /// The deadline.
+        after: Duration,
+    },
     /// The bundle found is not valid (forged, misplaced, expired, malformed).
     #[error("bundle under {key} refused: {source}")]
     Invalid {
@@ -272,6 +305,18 @@ impl LookupError {
     /// True when the DHT could not be reached or did not answer in time
     /// (as opposed to answering with something refused).
     pub fn is_dht_unavailable(&self) -> bool {
-        matches!(self, Self::Source { .. } | Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Source { .. }
+                | Self::Timeout { .. }
+                | Self::Unreached { .. }
+                | Self::Deadline { .. }
+        )
     }
+}
+
+/// `bad_signature ×2, wrong_key ×1`.
+pub(crate) fn reason_counts(reasons: &BTreeMap<String, usize>) -> String {
+    let parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+    parts.join(", ")
 }

@@ -54,13 +54,16 @@
 mod answer;
 mod cache;
 mod config;
+mod deadline;
 mod dht_source;
+mod ede;
 mod error;
 mod exchange;
 mod fetch;
 mod forwarder;
 mod memory_source;
 mod metrics;
+mod persist;
 mod records;
 mod resolv_conf;
 mod resolver;
@@ -71,16 +74,19 @@ mod source;
 mod wildcard;
 
 pub use answer::{Answer, Outcome};
-pub use config::{CacheConfig, Config, DhtConfig, UpstreamConfig};
+pub use config::{CacheConfig, Config, DhtConfig, QueryConfig, UpstreamConfig};
+pub use ede::{ExtendedError, MAX_EXTRA_TEXT};
 pub use error::{BoxError, Error, ForwardError, LookupError, SourceError, StoreError};
+pub use fetch::MAX_BACKGROUND_REFRESHES;
 pub use memory_source::MemorySource;
 pub use metrics::{Metrics, OutcomeLabels, ReasonLabels};
+pub use persist::{BundleStore, DEFAULT_PERSIST_MAX_BYTES, MemoryBundles, SledBundles};
 pub use resolver::{Builder, Resolver};
 pub use route::Route;
 pub use sequence_store::{MemorySequences, SequenceStore};
 pub use sled_sequences::SledSequences;
-pub use source::BundleSource;
 pub use wildcard::{MAX_ROUNDS, PROBES_PER_ROUND};
+pub use source::{BundleSource, SourceAnswer};
 
 // Re-exported so that users get the same versions the resolver uses.
 pub use hickory_proto;

@@ -8,13 +8,15 @@ use std::time::Duration;
 use kadns_record::{DhtKey, SignedBundle};
 
 use crate::error::SourceError;
-use crate::source::BundleSource;
+use crate::source::{BundleSource, SourceAnswer};
 
 /// A [`BundleSource`] backed by a map in memory.
 ///
 /// Clones share the same map, so a test can keep one handle and give another
 /// to the resolver. It can also misbehave on purpose: answer after a delay
-/// (on tokio's clock, so paused time applies) or fail every lookup.
+/// (on tokio's clock, so paused time applies), fail every lookup, or say
+/// something other than "proven absent" for keys it does not hold
+/// ([`MemorySource::set_missing`]), as a partly reachable DHT would.
 ///
 /// ```
 /// use kadns_resolver::MemorySource;
@@ -38,6 +40,8 @@ struct State {
     bundles: HashMap<DhtKey, Vec<u8>>,
     delay: Duration,
     failure: Option<SourceError>,
+    /// What a key with no bundle answers; `None` is [`SourceAnswer::Absent`].
+    missing: Option<SourceAnswer>,
 }
 
 impl MemorySource {
@@ -72,6 +76,14 @@ impl MemorySource {
         self.state().failure = failure;
     }
 
+    /// What a lookup of a key the source does not hold answers: by default
+    /// [`SourceAnswer::Absent`] (a map in memory is the whole "network"); a
+    /// [`SourceAnswer::NotReached`] makes it behave like a DHT that could
+    /// not ask enough peers.
+    pub fn set_missing(&self, answer: SourceAnswer) {
+        self.state().missing = Some(answer);
+    }
+
     /// How many lookups have started.
     pub fn calls(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
@@ -87,7 +99,7 @@ impl MemorySource {
 }
 
 impl BundleSource for MemorySource {
-    async fn get(&self, key: DhtKey) -> Result<Option<Vec<u8>>, SourceError> {
+    async fn get(&self, key: DhtKey) -> Result<SourceAnswer, SourceError> {
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
         let delay = self.state().delay;
         if !delay.is_zero() {
@@ -96,7 +108,10 @@ impl BundleSource for MemorySource {
         let state = self.state();
         match &state.failure {
             Some(failure) => Err(failure.clone()),
-            None => Ok(state.bundles.get(&key).cloned()),
+            None => Ok(match state.bundles.get(&key) {
+                Some(bytes) => SourceAnswer::Found(bytes.clone()),
+                None => state.missing.clone().unwrap_or(SourceAnswer::Absent),
+            }),
         }
     }
 }
@@ -114,11 +129,14 @@ mod tests {
             .sign(&key)
             .unwrap();
         let source = MemorySource::new();
-        assert_eq!(source.get(signed.dht_key()).await.unwrap(), None);
+        assert_eq!(
+            source.get(signed.dht_key()).await.unwrap(),
+            SourceAnswer::Absent
+        );
         source.put(&signed);
         assert_eq!(
-            source.get(signed.dht_key()).await.unwrap().as_deref(),
-            Some(signed.as_bytes())
+            source.get(signed.dht_key()).await.unwrap(),
+            SourceAnswer::Found(signed.as_bytes().to_vec())
         );
 
         source.set_delay(Duration::from_secs(5));

@@ -48,6 +48,18 @@ pub struct Metrics {
     pub wildcard_lookups: Counter,
     /// Names answered from a wildcard (`resolver_wildcard_answers_total`).
     pub wildcard_answers: Counter,
+    /// Bundles served stale because a refresh failed
+    /// (`resolver_stale_answers_total`), counted when an entry turns stale.
+    pub stale_answers: Counter,
+    /// Background refreshes started by a hit late in an entry's life
+    /// (`resolver_prefetches_total`).
+    pub prefetches: Counter,
+    /// Bundles loaded from the persisted cache and accepted after
+    /// re-validation (`resolver_persisted_loads_total`).
+    pub persisted_loads: Counter,
+    /// Bundles in the persisted cache that failed re-validation or the
+    /// rollback check and were deleted (`resolver_persisted_dropped_total`).
+    pub persisted_dropped: Counter,
 }
 
 impl Metrics {
@@ -102,6 +114,26 @@ impl Metrics {
             "resolver_wildcard_answers",
             "Names answered from a wildcard",
             self.wildcard_answers.clone(),
+        );
+        registry.register(
+            "resolver_stale_answers",
+            "Bundles served stale because a refresh failed",
+            self.stale_answers.clone(),
+        );
+        registry.register(
+            "resolver_prefetches",
+            "Background refreshes started by a hit late in an entry's life",
+            self.prefetches.clone(),
+        );
+        registry.register(
+            "resolver_persisted_loads",
+            "Bundles loaded from the persisted cache after re-validation",
+            self.persisted_loads.clone(),
+        );
+        registry.register(
+            "resolver_persisted_dropped",
+            "Persisted bundles that failed re-validation and were deleted",
+            self.persisted_dropped.clone(),
         );
     }
 

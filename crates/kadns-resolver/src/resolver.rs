@@ -12,10 +12,12 @@ use tokio::time::Instant;
 use crate::answer::{Answer, Outcome};
 use crate::cache::{Cache, Cached, Found};
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::error::{Error, ForwardError, LookupError};
 use crate::fetch::Fetcher;
 use crate::forwarder::Forwarder;
 use crate::metrics::Metrics;
+use crate::persist::BundleStore;
 use crate::records::{Placement, negative_soa, records};
 use crate::route::{Route, Router};
 use crate::sequence_store::{MemorySequences, SequenceStore};
@@ -54,6 +56,10 @@ struct Inner<S> {
     forwarder: Forwarder,
     metrics: Arc<Metrics>,
     max_cname_chain: usize,
+    /// One deadline per query, for every step of it.
+    deadline: std::time::Duration,
+    /// Cancels the background refreshes when the resolver goes away.
+    _background: tokio_util::sync::DropGuard,
 }
 
 /// Builds a [`Resolver`]. Unset parts default to: an in-memory sequence store
@@ -64,6 +70,7 @@ pub struct Builder<S> {
     config: Config,
     source: S,
     sequences: Option<Arc<dyn SequenceStore>>,
+    persisted: Option<Arc<dyn BundleStore>>,
     metrics: Option<Arc<Metrics>>,
     local_addrs: Vec<SocketAddr>,
 }
@@ -82,6 +89,15 @@ impl<S: BundleSource> Builder<S> {
     /// [`SledSequences`](crate::SledSequences) for protection across restarts.
     pub fn sequences(mut self, store: impl SequenceStore) -> Self {
         self.sequences = Some(Arc::new(store));
+        self
+    }
+
+    /// Where verified bundles are persisted for serving stale answers after a
+    /// restart: a [`SledBundles`](crate::SledBundles) from
+    /// [`SledSequences::bundles`](crate::SledSequences::bundles). Without
+    /// one, stale answers come from memory only.
+    pub fn persisted_cache(mut self, store: impl BundleStore) -> Self {
+        self.persisted = Some(Arc::new(store));
         self
     }
 
@@ -123,6 +139,7 @@ impl<S: BundleSource> Builder<S> {
             Arc::clone(&metrics),
         )?;
         let cache = &self.config.cache;
+        let shutdown = tokio_util::sync::CancellationToken::new();
         let fetcher = Fetcher {
             source: self.source,
             cache: Cache::new(
@@ -133,9 +150,13 @@ impl<S: BundleSource> Builder<S> {
             sequences: self
                 .sequences
                 .unwrap_or_else(|| Arc::new(MemorySequences::new())),
+            persisted: self.persisted,
             metrics: Arc::clone(&metrics),
             timeout: self.config.dht.timeout(),
+            prefetch: cache.prefetch,
             in_flight: Default::default(),
+            background: Default::default(),
+            shutdown: shutdown.clone(),
         };
         Ok(Resolver {
             inner: Arc::new(Inner {
@@ -144,6 +165,8 @@ impl<S: BundleSource> Builder<S> {
                 forwarder,
                 metrics,
                 max_cname_chain: self.config.dht.max_cname_chain,
+                deadline: self.config.query.deadline(),
+                _background: shutdown.drop_guard(),
             }),
         })
     }
@@ -181,10 +204,6 @@ impl Verdict {
             Self::NoData(bundle)
         }
     }
-
-    fn is_negative(&self) -> bool {
-        matches!(self, Self::NoData(_) | Self::NxDomain { .. })
-    }
 }
 
 impl<S: BundleSource> Resolver<S> {
@@ -194,6 +213,7 @@ impl<S: BundleSource> Resolver<S> {
             config,
             source,
             sequences: None,
+            persisted: None,
             metrics: None,
             local_addrs: Vec::new(),
         }
@@ -216,10 +236,19 @@ impl<S: BundleSource> Resolver<S> {
 
     /// Resolves `name` (class IN). Names in kadns zones are answered from
     /// verified bundles, CNAMEs chased; other names are forwarded upstream.
-    /// Never fails: failures are an [`Outcome`] too. Safe to cancel.
+    /// Never fails: failures are an [`Outcome`] too. Answers within the
+    /// query deadline (`dht.deadline_ms`), CNAME chasing, the negative
+    /// answer's SOA and forwarding included. Safe to cancel.
     #[tracing::instrument(skip_all, fields(qname = %name, qtype = %query_type))]
     pub async fn lookup(&self, name: &Name, query_type: RecordType) -> Answer {
-        let answer = self.resolve(name, query_type).await;
+        let deadline = Deadline::after(self.inner.deadline);
+        let answer =
+            match tokio::time::timeout_at(deadline.at(), self.resolve(name, query_type, deadline))
+                .await
+            {
+                Ok(answer) => answer,
+                Err(_) => Answer::failed(deadline.error(), Vec::new()),
+            };
         let outcome = answer.outcome.label();
         self.inner.metrics.count_outcome(outcome);
         match &answer.outcome {
@@ -244,7 +273,13 @@ impl<S: BundleSource> Resolver<S> {
             span.record("qname", tracing::field::display(&query.name));
             span.record("qtype", tracing::field::display(query.query_type));
         }
-        let result = self.inner.forwarder.forward(request).await;
+        // The query's one deadline bounds the forward too.
+        let result =
+            tokio::time::timeout(self.inner.deadline, self.inner.forwarder.forward(request))
+                .await
+                .unwrap_or(Err(ForwardError::Deadline {
+                    after: self.inner.deadline,
+                }));
         match &result {
             Ok(response) => {
                 self.inner.metrics.count_outcome("upstream");
@@ -258,9 +293,11 @@ impl<S: BundleSource> Resolver<S> {
         result
     }
 
-    async fn resolve(&self, qname: &Name, query_type: RecordType) -> Answer {
+    async fn resolve(&self, qname: &Name, query_type: RecordType, deadline: Deadline) -> Answer {
         let mut chain: Vec<Record> = Vec::new();
         let mut authenticated = true;
+        // Set once any link of the answer is a stale bundle: why it is.
+        let mut stale: Option<LookupError> = None;
         let mut seen = HashSet::new();
         let mut name = qname.clone();
         name.set_fqdn(true);
@@ -271,35 +308,44 @@ impl<S: BundleSource> Resolver<S> {
                 Route::Zone { zone, apex, owner } => (zone, apex, owner),
                 Route::TooLong { zone, apex } => {
                     let negative_ttl = ttl_secs(self.inner.fetcher.cache.negative_ttl());
-                    let soa = self.soa(&zone, &apex, None, negative_ttl).await;
-                    return negative(Outcome::NxDomain, chain, soa, false);
+                    let soa = self.soa(&zone, &apex, None, negative_ttl, deadline).await;
+                    return negative(Outcome::NxDomain, chain, soa, false).with_stale(stale);
                 }
-                Route::Forward => return self.forward_lookup(&name, query_type, chain).await,
+                Route::Forward => {
+                    return self
+                        .forward_lookup(&name, query_type, chain)
+                        .await
+                        .with_stale(stale);
+                }
             };
             let key = DhtKey::derive(&zone, &owner);
-            let mut cached = match self.inner.fetcher.get(key, false).await {
+            let mut cached = match self.inner.fetcher.get(key, false, deadline).await {
                 Ok(cached) => cached,
                 Err(error) => return Answer::failed(error, chain),
             };
-            let mut verdict = Verdict::of(&cached.found, query_type);
-            // A negative answer is served from the cache only while the
-            // negative TTL lasts, even when the bundle itself lives longer.
-            if verdict.is_negative() && Instant::now() >= cached.negative_until {
-                cached = match self.inner.fetcher.get(key, true).await {
-                    Ok(cached) => cached,
-                    Err(error) => return Answer::failed(error, chain),
-                };
-                verdict = Verdict::of(&cached.found, query_type);
+            if let Some(why) = &cached.stale {
+                stale.get_or_insert_with(|| why.clone());
             }
+            // NODATA comes from a live bundle like any positive answer: no
+            // refetch while the bundle lives.
+            let mut verdict = Verdict::of(&cached.found, query_type);
             // RFC 4592: no bundle of its own, so the closest encloser's
             // wildcard may answer, under the query name (wildcard.rs).
             if let Verdict::NxDomain { .. } = verdict {
-                match wildcard::source_of_synthesis(&self.inner.fetcher, &zone, &owner).await {
+                match wildcard::source_of_synthesis(&self.inner.fetcher, &zone, &owner, deadline)
+                    .await
+                {
                     Ok(Some(wild)) => {
+                        if let Some(why) = &wild.stale {
+                            stale.get_or_insert_with(|| why.clone());
+                        }
                         verdict = Verdict::of(&wild.found, query_type);
                         cached = wild;
                     }
                     Ok(None) => {}
+                    // Serving stale already: the stale NXDOMAIN stands, as
+                    // good as the network allows (EDE 19 says so).
+                    Err(_) if cached.stale.is_some() => {}
                     Err(error) => return Answer::failed(error, chain),
                 }
             }
@@ -315,7 +361,7 @@ impl<S: BundleSource> Resolver<S> {
                 Verdict::Records(bundle) => {
                     let wanted = |t: RecordType| query_type == RecordType::ANY || t == query_type;
                     match records(&bundle, wanted, &at) {
-                        Ok(found) => chain.extend(found),
+                        Ok(found) => chain.extend(stale_ttls(found, &cached, at.ttl_cap)),
                         Err(error) => return Answer::failed(error, chain),
                     }
                     return Answer {
@@ -323,11 +369,12 @@ impl<S: BundleSource> Resolver<S> {
                         answers: chain,
                         authorities: Vec::new(),
                         authenticated,
+                        stale,
                     };
                 }
                 Verdict::Cname(bundle) => {
                     let cname = match records(&bundle, |t| t == RecordType::CNAME, &at) {
-                        Ok(mut found) => found.pop(),
+                        Ok(found) => stale_ttls(found, &cached, at.ttl_cap).pop(),
                         Err(error) => return Answer::failed(error, chain),
                     };
                     // `Verdict::Cname` saw a CNAME record, and CNAME RDATA decodes
@@ -352,40 +399,45 @@ impl<S: BundleSource> Resolver<S> {
                     name = target;
                 }
                 Verdict::NoData(bundle) => {
+                    let negative_ttl = ttl_secs(self.inner.fetcher.cache.negative_ttl());
                     let at = Placement {
-                        ttl_cap: Cached::ttl_left(cached.negative_until, now),
+                        ttl_cap: at.ttl_cap.min(negative_ttl),
                         ..at
                     };
                     let apex_bundle = if owner.is_apex() { Some(bundle) } else { None };
-                    let soa = self.soa(&zone, &apex, apex_bundle, at.ttl_cap).await;
-                    return negative(Outcome::NoData, chain, soa, authenticated);
+                    let soa = self
+                        .soa(&zone, &apex, apex_bundle, at.ttl_cap, deadline)
+                        .await;
+                    return negative(Outcome::NoData, chain, soa, authenticated).with_stale(stale);
                 }
                 Verdict::NxDomain { signed } => {
                     authenticated &= signed;
                     let ttl = Cached::ttl_left(cached.negative_until, now);
-                    let soa = self.soa(&zone, &apex, None, ttl).await;
-                    return negative(Outcome::NxDomain, chain, soa, authenticated);
+                    let soa = self.soa(&zone, &apex, None, ttl, deadline).await;
+                    return negative(Outcome::NxDomain, chain, soa, authenticated)
+                        .with_stale(stale);
                 }
             }
         }
     }
 
     /// The authority SOA for a negative answer in `zone`: from the apex
-    /// bundle (given, cached or looked up), else synthesized. A failed apex
-    /// lookup does not fail the answer.
+    /// bundle (given, cached or looked up within the query's deadline), else
+    /// synthesized. A failed or late apex lookup does not fail the answer.
     async fn soa(
         &self,
         zone: &ZoneId,
         apex: &Name,
         apex_bundle: Option<Arc<kadns_record::VerifiedBundle>>,
         ttl_cap: u32,
+        deadline: Deadline,
     ) -> Record {
         let apex_bundle = match apex_bundle {
             Some(bundle) => Some(bundle),
             None => match self
                 .inner
                 .fetcher
-                .get(DhtKey::derive(zone, &OwnerName::apex()), false)
+                .get(DhtKey::derive(zone, &OwnerName::apex()), false, deadline)
                 .await
             {
                 Ok(Cached {
@@ -426,6 +478,7 @@ impl<S: BundleSource> Resolver<S> {
                     },
                     answers: chain,
                     authenticated: false,
+                    stale: None,
                 }
             }
             Err(source) => Answer::failed(LookupError::Forward { source }, chain),
@@ -439,7 +492,19 @@ fn negative(outcome: Outcome, answers: Vec<Record>, soa: Record, authenticated: 
         answers,
         authorities: vec![soa],
         authenticated,
+        stale: None,
     }
+}
+
+/// RFC 8767: a stale record's TTL is what is left of the stale window
+/// (at most 30 s), whatever TTL was published.
+fn stale_ttls(mut found: Vec<Record>, cached: &Cached, ttl_left: u32) -> Vec<Record> {
+    if cached.stale.is_some() {
+        for record in &mut found {
+            record.ttl = ttl_left;
+        }
+    }
+    found
 }
 
 fn ttl_secs(duration: std::time::Duration) -> u32 {

@@ -22,11 +22,21 @@ pub trait SequenceStore: Send + Sync + 'static {
     /// must be durable before this returns: the caller answers from the
     /// bundle right after. When it is above, nothing is written.
     fn record(&self, key: &DhtKey, sequence: u64) -> Result<Option<u64>, StoreError>;
+
+    /// Whether calls may block (on disk): if so (the default) the resolver
+    /// runs them on tokio's blocking pool, else inline.
+    fn blocks(&self) -> bool {
+        true
+    }
 }
 
 impl<T: SequenceStore + ?Sized> SequenceStore for std::sync::Arc<T> {
     fn record(&self, key: &DhtKey, sequence: u64) -> Result<Option<u64>, StoreError> {
         (**self).record(key, sequence)
+    }
+
+    fn blocks(&self) -> bool {
+        (**self).blocks()
     }
 }
 
@@ -56,6 +66,10 @@ impl SequenceStore for MemorySequences {
             highest.insert(*key, sequence);
         }
         Ok(before)
+    }
+
+    fn blocks(&self) -> bool {
+        false
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use kadns_record::DhtKey;
 
 use crate::error::StoreError;
+use crate::persist::SledBundles;
 use crate::sequence_store::SequenceStore;
 
 /// A [`SequenceStore`] in a sled database of its own: rollback protection
@@ -53,6 +54,27 @@ impl SledSequences {
                 source: Arc::new(e),
             })?;
         Ok(Self { tree, db })
+    }
+
+    /// The persisted cache of verified bundles in the same database (tree
+    /// `verified_bundles`), holding at most `max_bytes` of bundles. Bundles
+    /// past their signed expiry are deleted now.
+    pub fn bundles(&self, max_bytes: u64) -> Result<SledBundles, StoreError> {
+        self.bundles_at(max_bytes, crate::fetch::now_unix())
+    }
+
+    pub(crate) fn bundles_at(
+        &self,
+        max_bytes: u64,
+        now_unix: u64,
+    ) -> Result<SledBundles, StoreError> {
+        let tree = self
+            .db
+            .open_tree("verified_bundles")
+            .map_err(|e| StoreError::Scan {
+                source: Arc::new(e),
+            })?;
+        SledBundles::open(tree, max_bytes, now_unix)
     }
 }
 

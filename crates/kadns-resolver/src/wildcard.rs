@@ -29,6 +29,7 @@ use futures::future::join_all;
 use kadns_record::{DhtKey, OwnerName, VerifiedBundle, ZoneId};
 
 use crate::cache::{Cached, Found};
+use crate::deadline::Deadline;
 use crate::error::LookupError;
 use crate::fetch::Fetcher;
 use crate::source::BundleSource;
@@ -52,8 +53,9 @@ pub(crate) async fn source_of_synthesis<S: BundleSource>(
     fetcher: &Arc<Fetcher<S>>,
     zone: &ZoneId,
     owner: &OwnerName,
+    deadline: Deadline,
 ) -> Result<Option<Cached>, LookupError> {
-    let Some(encloser) = closest_encloser(fetcher, zone, owner).await? else {
+    let Some(encloser) = closest_encloser(fetcher, zone, owner, deadline).await? else {
         return Ok(None);
     };
     if !encloser
@@ -65,7 +67,9 @@ pub(crate) async fn source_of_synthesis<S: BundleSource>(
     let Ok(wildcard) = encloser.owner().wildcard_child() else {
         return Ok(None);
     };
-    let cached = fetcher.get(DhtKey::derive(zone, &wildcard), false).await?;
+    let cached = fetcher
+        .get(DhtKey::derive(zone, &wildcard), false, deadline)
+        .await?;
     fetcher.metrics.wildcard_lookups.inc();
     match &cached.found {
         Found::Bundle(bundle) if !bundle.records().is_empty() => {
@@ -85,6 +89,7 @@ async fn closest_encloser<S: BundleSource>(
     fetcher: &Arc<Fetcher<S>>,
     zone: &ZoneId,
     owner: &OwnerName,
+    deadline: Deadline,
 ) -> Result<Option<Arc<VerifiedBundle>>, LookupError> {
     // Depths in labels below the apex: `lo` is known to exist (assumed for
     // the apex), `hi` known not to (the name itself).
@@ -97,7 +102,7 @@ async fn closest_encloser<S: BundleSource>(
         let probes = probe_depths(lo, hi);
         let lookups = probes.iter().map(|&depth| {
             let key = DhtKey::derive(zone, &owner.ancestor(depth));
-            fetcher.get(key, false)
+            fetcher.get(key, false, deadline)
         });
         fetcher.metrics.encloser_lookups.inc_by(probes.len() as u64);
         let results = join_all(lookups).await;
@@ -120,7 +125,7 @@ async fn closest_encloser<S: BundleSource>(
     }
     if lo_bundle.is_none() {
         let apex = fetcher
-            .get(DhtKey::derive(zone, &OwnerName::apex()), false)
+            .get(DhtKey::derive(zone, &OwnerName::apex()), false, deadline)
             .await?;
         lo_bundle = existing(apex);
     }

@@ -7,10 +7,11 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{
     Edns, Header, HeaderCounts, Message, Metadata, OpCode, ResponseCode,
 };
+use hickory_server::proto::rr::rdata::opt::EdnsOption;
 use hickory_server::proto::rr::{DNSClass, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use kadns_resolver::{BundleSource, Outcome, Resolver, Route};
+use kadns_resolver::{BundleSource, ExtendedError, Outcome, Resolver, Route};
 use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::metrics::{QueryLabels, StubMetrics};
@@ -37,6 +38,8 @@ struct Reply {
     authorities: Vec<Record>,
     additionals: Vec<Record>,
     outcome: &'static str,
+    /// Why, for an EDNS client (RFC 8914): see [`add_extended_error`].
+    extended_error: Option<ExtendedError>,
 }
 
 impl Reply {
@@ -50,7 +53,13 @@ impl Reply {
             authorities: Vec::new(),
             additionals: Vec::new(),
             outcome,
+            extended_error: None,
         }
+    }
+
+    fn because(mut self, extended_error: ExtendedError) -> Self {
+        self.extended_error = Some(extended_error);
+        self
     }
 }
 
@@ -82,11 +91,17 @@ impl<S: BundleSource> StubHandler<S> {
                 self.forward(request).await
             }
             _ if query.query_class() != DNSClass::IN => {
-                Reply::error(request, ResponseCode::Refused, "refused")
+                Reply::error(request, ResponseCode::Refused, "refused").because(ExtendedError::new(
+                    ExtendedError::NOT_SUPPORTED,
+                    "kadns zones are class IN",
+                ))
             }
             _ if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR) => {
                 // kadns zones are never transferred: there is no primary to transfer from.
-                Reply::error(request, ResponseCode::Refused, "refused")
+                Reply::error(request, ResponseCode::Refused, "refused").because(ExtendedError::new(
+                    ExtendedError::PROHIBITED,
+                    "kadns zones are not transferred",
+                ))
             }
             _ => {
                 self.metrics.kadns_queries.inc();
@@ -100,6 +115,7 @@ impl<S: BundleSource> StubHandler<S> {
                     Outcome::Upstream { .. } => "upstream",
                     _ => "servfail",
                 };
+                reply.extended_error = answer.extended_error();
                 reply.answers = answer.answers;
                 reply.authorities = answer.authorities;
                 reply
@@ -131,6 +147,7 @@ impl<S: BundleSource> StubHandler<S> {
             Err(error) => {
                 debug!(%error, "upstream failed");
                 Reply::error(request, ResponseCode::ServFail, "servfail")
+                    .because(ExtendedError::for_forward(&error))
             }
         }
     }
@@ -178,7 +195,10 @@ impl<S: BundleSource> RequestHandler for StubHandler<S> {
         let reply = self.reply(request).instrument(span.clone()).await;
         let _entered = span.enter();
 
-        let edns = self.response_edns(request);
+        let mut edns = self.response_edns(request);
+        if let (Some(edns), Some(ede)) = (edns.as_mut(), reply.extended_error.as_ref()) {
+            add_extended_error(edns, ede);
+        }
         let mut builder = MessageResponseBuilder::from_message_request(request);
         if let Some(edns) = edns.as_ref() {
             builder.edns(edns);
@@ -216,4 +236,15 @@ impl<S: BundleSource> RequestHandler for StubHandler<S> {
             }
         }
     }
+}
+
+/// Extended DNS Errors (RFC 8914): adds `ede` to the response's OPT record
+/// as option 15 (INFO-CODE, then EXTRA-TEXT). hickory 0.26 has no type for
+/// it, so the option is written as raw bytes. Only clients that sent EDNS
+/// get an OPT record, and so an EDE.
+fn add_extended_error(edns: &mut Edns, ede: &ExtendedError) {
+    edns.options_mut().insert(EdnsOption::Unknown(
+        ExtendedError::OPTION_CODE,
+        ede.option_data(),
+    ));
 }

@@ -74,6 +74,11 @@ pub struct P2pConfig {
     /// Nodes to join through (`/ip4|ip6/…/tcp/PORT/p2p/PEERID`). After the
     /// first start, peers seen before are enough: no node is special.
     pub bootstrap: Vec<Multiaddr>,
+    /// Run the DHT node as a Kademlia client (default false): it looks
+    /// records up but stores none for the network and is in no other node's
+    /// routing table (behind NAT, on battery). The stub then answers only
+    /// from what it fetched and verified, its cache and persisted cache.
+    pub client: bool,
 }
 
 impl Default for P2pConfig {
@@ -85,6 +90,7 @@ impl Default for P2pConfig {
                     .expect("a valid multiaddr literal"),
             ],
             bootstrap: Vec::new(),
+            client: false,
         }
     }
 }

@@ -62,7 +62,12 @@ impl Service {
         let mut dht = kadns_dht::Config::with_data_dir(data_dir.join("dht"));
         dht.listen = config.p2p.listen.clone();
         dht.bootstrap = config.p2p.bootstrap.clone();
-        dht.mode = Mode::Server;
+        // A client stores nothing for others (see `P2pConfig::client`).
+        dht.mode = if config.p2p.client {
+            Mode::Client
+        } else {
+            Mode::Server
+        };
         let node = Node::spawn(dht).await?;
         match Self::start_resolver(config, &node).await {
             Ok((resolver, stub, metrics)) => {
@@ -83,8 +88,12 @@ impl Service {
 
     async fn start_resolver(config: &ServeConfig, node: &Node) -> Result<Started, ServiceError> {
         let sequences = SledSequences::open(config.data_dir().join("resolver"))?;
+        // The last verified bundles, beside the sequences: a stub restarted
+        // while the network is down still answers from them (stale).
+        let persisted = sequences.bundles(config.resolver.cache.persist_max_bytes)?;
         let resolver = Resolver::builder(config.resolver.clone(), node.handle())
             .sequences(sequences)
+            .persisted_cache(persisted)
             .local_addrs(config.dns.listen.iter().copied())
             .build()?;
         let stub = Stub::bind(&config.dns, resolver.clone()).await?;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod absence;
 mod crash;
 mod hostile;
 mod put_get;

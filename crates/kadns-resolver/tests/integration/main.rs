@@ -7,6 +7,7 @@ mod cache;
 mod cname;
 mod negative;
 mod records;
+mod resilience;
 mod routing;
 mod support;
 mod upstream;

@@ -38,6 +38,9 @@ pub(crate) struct ServeArgs {
     /// Trust anchor: the zone key ZONEID answers for NAME and below (e.g. example.kad=<zone id>).
     #[arg(long, value_name = "NAME=ZONEID", value_parser = parse_anchor)]
     anchor: Vec<(String, String)>,
+    /// Run the DHT node as a client: look records up, store none for others.
+    #[arg(long)]
+    dht_client: bool,
     /// Serve Prometheus metrics on http://ADDR:PORT/metrics [default: off].
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
@@ -67,6 +70,9 @@ impl ServeArgs {
             config.p2p.listen = self.p2p_listen;
         }
         config.p2p.bootstrap.extend(self.bootstrap);
+        if self.dht_client {
+            config.p2p.client = true;
+        }
         if self.data_dir.is_some() {
             config.data_dir = self.data_dir;
         }
