@@ -1,3 +1,4 @@
 //! Integration tests of kadns-publisher against in-process DHT nodes.
 
 mod publish;
+mod zone_publisher;
