@@ -48,7 +48,10 @@ async fn run() -> Res<()> {
     let zone_path = dir.path().join("bench.zone");
     let text = synthetic_zone("example.org.", names);
     std::fs::write(&zone_path, &text)?;
-    println!("incremental publishing: {} names (+ apex), {nodes} in-process nodes", names);
+    println!(
+        "incremental publishing: {} names (+ apex), {nodes} in-process nodes",
+        names
+    );
 
     let opened = Instant::now();
     let mut publisher = ZonePublisher::open(&key_path, &zone_path, None, &Config::default())?;
@@ -91,7 +94,10 @@ async fn run() -> Res<()> {
     let started = Instant::now();
     let idle = publisher.round(&dht, false, |_| {}).await?;
     assert!(idle.is_idle());
-    println!("  round with nothing to do    {:>10.2?}  0 DHT puts", started.elapsed());
+    println!(
+        "  round with nothing to do    {:>10.2?}  0 DHT puts",
+        started.elapsed()
+    );
 
     drop(publisher);
     client.shutdown().await;

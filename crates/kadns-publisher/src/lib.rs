@@ -79,19 +79,19 @@ pub use error::{
     ZoneError, ZoneProblem, ZonePublishError,
 };
 pub use keepalive::{DEFAULT_POLL_INTERVAL, KeepAlive, KeepAliveEvent, KeepAliveOptions};
-pub use plan::{records_digest, refresh_due};
-pub use published::{Digest, NameEntry, PUBLISHED_FILE_HEADER, PublishedState};
-pub use zone_publisher::{RoundReport, ZoneCheck, ZonePublisher};
 pub use keystore::{KEY_FILE_HEADER, generate_key, load_key};
+pub use plan::{records_digest, refresh_due};
 pub use presentation::{quote_character_string, record_line};
 pub use publish::{
     DEFAULT_PUBLISH_CONCURRENCY, MAX_PUBLISH_CONCURRENCY, NamePublished, PublishReport, publish,
 };
+pub use published::{Digest, NameEntry, PUBLISHED_FILE_HEADER, PublishedState};
 pub use signed_file::{
     SIGNED_FILE_MAGIC, SignedEntry, decode_signed_file, read_signed_file, write_signed_file,
 };
 pub use signer::{SignedZone, Signer, Summary};
 pub use state::{STATE_FILE_HEADER, ZoneState};
+pub use zone_publisher::{RoundReport, ZoneCheck, ZonePublisher};
 pub use zonefile::{ParsedZone, ZoneRecord};
 
 // Re-exported so that embedders use the same versions as kadns.

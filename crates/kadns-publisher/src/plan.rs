@@ -226,9 +226,18 @@ mod tests {
         let now = 1_000_000;
         let mut state = BTreeMap::new();
         // Signed just now for a day: not due.
-        state.insert(owner("same"), NameEntry::live([1; 32], 9, now, now + 86_400));
-        state.insert(owner("edited"), NameEntry::live([2; 32], 9, now, now + 86_400));
-        state.insert(owner("removed"), NameEntry::live([3; 32], 9, now, now + 86_400));
+        state.insert(
+            owner("same"),
+            NameEntry::live([1; 32], 9, now, now + 86_400),
+        );
+        state.insert(
+            owner("edited"),
+            NameEntry::live([2; 32], 9, now, now + 86_400),
+        );
+        state.insert(
+            owner("removed"),
+            NameEntry::live([3; 32], 9, now, now + 86_400),
+        );
         // Signed a day ago for a day and a half: due.
         state.insert(
             owner("old"),
@@ -250,7 +259,10 @@ mod tests {
         let only = BTreeMap::from([(owner("same"), state[&owner("same")])]);
         assert!(plan(&quiet, &only, &held, now, false).is_empty());
         // `all` re-signs it anyway.
-        assert_eq!(plan(&quiet, &only, &held, now, true).refresh, [owner("same")]);
+        assert_eq!(
+            plan(&quiet, &only, &held, now, true).refresh,
+            [owner("same")]
+        );
     }
 
     #[test]
@@ -268,17 +280,21 @@ mod tests {
         assert!(due > now - 10 && due < now + 5);
         assert!(plan(&empty, &state, &held, due - 1, false).is_empty());
         let p = plan(&empty, &state, &held, due, false);
-        assert_eq!(p.tombstone_refresh, [gone.clone()]);
+        assert_eq!(p.tombstone_refresh, std::slice::from_ref(&gone));
         assert_eq!(next_due(&state, &held), Some(due));
 
         // A tombstone that outlives the removed bundle is not refreshed …
         let long = NameEntry::tombstone(11, now, now + 200, now + 100);
         let state = BTreeMap::from([(gone.clone(), long)]);
-        assert!(plan(&empty, &state, &held, now + 150, false).tombstone_refresh.is_empty());
+        assert!(
+            plan(&empty, &state, &held, now + 150, false)
+                .tombstone_refresh
+                .is_empty()
+        );
         assert_eq!(next_due(&state, &held), Some(now + 100));
         // … and once every bundle with records has expired, it is dropped.
         let p = plan(&empty, &state, &held, now + 100, false);
-        assert_eq!(p.drop, [gone.clone()]);
+        assert_eq!(p.drop, std::slice::from_ref(&gone));
         assert_eq!(p.puts(), 0);
 
         // A name back after its tombstone is a change.

@@ -308,7 +308,8 @@ impl PublishedState {
         let digest = if *digest == "tombstone" {
             None
         } else {
-            let bytes = hex::decode(digest).map_err(|_| self.corrupt(n, "the digest is not hex"))?;
+            let bytes =
+                hex::decode(digest).map_err(|_| self.corrupt(n, "the digest is not hex"))?;
             Some(
                 Digest::try_from(bytes.as_slice())
                     .map_err(|_| self.corrupt(n, "the digest is not 32 bytes"))?,
@@ -445,15 +446,15 @@ mod tests {
             (text[..text.len() - 3].into(), 6, "mid-line"),
             (text[..text.rfind("end").unwrap()].into(), 5, "no `end`"),
             (text.replace("end 3", "end 4"), 6, "count"),
-            (text.replace(&zone().to_string(), &other_zone), 2, "another zone"),
+            (
+                text.replace(&zone().to_string(), &other_zone),
+                2,
+                "another zone",
+            ),
             (text.replace(" 8 101 ", " 8x 101 "), 4, "decimal"),
             (text.replace("tombstone", "tomb"), 5, "hex"),
             (text.replace("end 3\n", "end 3\nmore\n"), 7, "after `end`"),
-            (
-                format!("{text}").replacen("\n0", "\n0 1", 1),
-                3,
-                "expected `<owner>",
-            ),
+            (text.replacen("\n0", "\n0 1", 1), 3, "expected `<owner>"),
         ];
         for (bad, line, reason) in cases {
             fs::write(good.path(), &bad).unwrap();

@@ -245,7 +245,10 @@ listen = "127.0.0.1:9153"
         let empty: ServeConfig = toml::from_str("").unwrap();
         assert_eq!(empty.dns, StubConfig::default());
         assert_eq!(empty.metrics, None, "metrics are off unless configured");
-        assert!(empty.publish.is_empty(), "nothing is published unless configured");
+        assert!(
+            empty.publish.is_empty(),
+            "nothing is published unless configured"
+        );
     }
 
     #[test]
@@ -262,7 +265,10 @@ origin = "example.org."
 "#;
         let config: ServeConfig = toml::from_str(text).unwrap();
         assert_eq!(config.publish.len(), 2);
-        assert_eq!(config.publish[0].validity, std::time::Duration::from_secs(15));
+        assert_eq!(
+            config.publish[0].validity,
+            std::time::Duration::from_secs(15)
+        );
         assert_eq!(config.publish[0].key, PathBuf::from("/k/a.key"));
         assert_eq!(
             config.publish[1].validity,

@@ -15,8 +15,8 @@ use kadns_publisher::{
     NamePublished, ParsedZone, SignedZone, Signer, ZonePublisher, publish, read_signed_file,
     write_signed_file,
 };
-use tokio_util::sync::CancellationToken;
 use kadns_record::hickory_proto::rr::{Name, Record};
+use tokio_util::sync::CancellationToken;
 
 use kadns_publisher::record_line;
 use kadns_record::{SignedBundle, VerifiedBundle, ZoneId, rebase_rdata};
@@ -251,7 +251,7 @@ fn show(origin: Option<Name>, path: PathBuf) -> anyhow::Result<ExitCode> {
 fn parse_validity(text: &str) -> Result<Duration, String> {
     let validity = humantime::parse_duration(text).map_err(|e| e.to_string())?;
     let secs = validity.as_secs();
-    if secs < MIN_VALIDITY_SECS || secs > kadns_record::MAX_VALIDITY {
+    if !(MIN_VALIDITY_SECS..=kadns_record::MAX_VALIDITY).contains(&secs) {
         return Err(format!(
             "{text} is outside {MIN_VALIDITY_SECS} s to 31 days (the bounds of a signature's validity)"
         ));

@@ -168,14 +168,12 @@ async fn keep_run() -> TestResult {
     let boot = nodes[1].p2p_addr().to_owned();
 
     let mut keep = {
-        let args: Vec<PathBuf> = [
-            "zone", "publish", "--keep", "--validity", "15s", "--key",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .chain([key.clone(), zone_file.clone()])
-        .chain(["--bootstrap".into(), boot.clone().into()])
-        .collect();
+        let args: Vec<PathBuf> = ["zone", "publish", "--keep", "--validity", "15s", "--key"]
+            .iter()
+            .map(PathBuf::from)
+            .chain([key.clone(), zone_file.clone()])
+            .chain(["--bootstrap".into(), boot.clone().into()])
+            .collect();
         blocking(move || KadnsProcess::spawn(Path::new(KADNS), args)).await?
     };
     let (first, keep) = blocking(move || {
@@ -185,7 +183,10 @@ async fn keep_run() -> TestResult {
     .await?;
     let mut keep = keep;
     let started = Instant::now();
-    assert!(first.contains("0 refreshed, 5 changed, 0 removed"), "{first}");
+    assert!(
+        first.contains("0 refreshed, 5 changed, 0 removed"),
+        "{first}"
+    );
     let first_sequence: u64 = first
         .rsplit("sequence ")
         .next()
@@ -301,7 +302,10 @@ async fn keep_run() -> TestResult {
     let www_now = lookup(&eye, &zone, "www").await?.ok_or("no www")?;
     let (code, out) = resolve(&boot, &format!("www.{zone_id}"), "A").await?;
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("192.0.2.20") && !out.contains("192.0.2.30"), "{out}");
+    assert!(
+        out.contains("192.0.2.20") && !out.contains("192.0.2.30"),
+        "{out}"
+    );
     for line in &keep.stdout_lines()[rounds_before..] {
         assert!(line.contains(" 0 changed, 0 removed"), "{line}");
     }
@@ -330,7 +334,11 @@ async fn keep_run() -> TestResult {
     assert!(state.ends_with("end 4\n"), "{state}");
     assert!(!state.contains("tombstone"), "{state}");
     let (code, _) = resolve(&boot, &format!("gone.{zone_id}"), "A").await?;
-    assert_eq!(code, Some(3), "the removed name after its tombstone expired");
+    assert_eq!(
+        code,
+        Some(3),
+        "the removed name after its tombstone expired"
+    );
 
     // The key stayed 0600 and never reached a log.
     assert_eq!(mode_of(&key)?, 0o600);
@@ -398,7 +406,10 @@ async fn serve_publish_run() -> TestResult {
         if let Some(bundle) = lookup(&eye, &zone, "www").await? {
             break bundle.sequence();
         }
-        assert!(Instant::now() < deadline, "the node never published its zone");
+        assert!(
+            Instant::now() < deadline,
+            "the node never published its zone"
+        );
         tokio::time::sleep(POLL).await;
     };
     // Three validity periods later it is still there, re-signed. (What is
