@@ -462,3 +462,99 @@ async fn validity_below_ten_seconds_is_refused_before_anything_runs() -> TestRes
     assert!(run.stderr.contains("outside 10 s to 31 days"), "{run:?}");
     Ok(())
 }
+
+/// `kadns zone publish --key … ZONE --bootstrap ADDR [EXTRA…]`.
+async fn publish_once(
+    key: &Path,
+    zone: &Path,
+    bootstrap: &str,
+    extra: &[&str],
+) -> TestResult<crate::support::Run> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "zone".into(),
+        "publish".into(),
+        "--key".into(),
+        key.into(),
+        zone.into(),
+        "--bootstrap".into(),
+        bootstrap.into(),
+    ];
+    args.extend(extra.iter().map(Into::into));
+    kadns_async(args, Duration::from_secs(60)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[traced_test]
+async fn one_shot_publishing_is_incremental_across_runs() -> TestResult {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let dir = tempfile::tempdir()?;
+        let net = kadns_tests::net::TestNet::start(4).await?;
+        let boot = net.bootstrap_addr().await?.to_string();
+        let (key, zone_id) = generate_key(dir.path()).await?;
+        let zone: ZoneId = zone_id.parse()?;
+        let zone_file = dir.path().join("test.zone");
+        std::fs::write(&zone_file, zone_text("192.0.2.10", true))?;
+
+        let run = publish_once(&key, &zone_file, &boot, &[]).await?;
+        assert!(run.success, "{run:?}");
+        assert!(
+            run.stdout.contains("5 changed, 0 refreshed, 0 removed"),
+            "{run:?}"
+        );
+        assert!(run.stdout.contains("5 names, 5 ok"), "{run:?}");
+
+        // Nothing changed: nothing put, and that is success.
+        let run = publish_once(&key, &zone_file, &boot, &[]).await?;
+        assert!(run.success, "{run:?}");
+        assert!(
+            run.stdout.contains("0 changed, 0 refreshed, 0 removed"),
+            "{run:?}"
+        );
+        assert!(
+            run.stdout
+                .contains("(not put again: --all puts every name)"),
+            "{run:?}"
+        );
+
+        // One address changed, one name removed: two puts, one a tombstone.
+        let before = net.handles()[0]
+            .get(DhtKey::derive(&zone, &owner("www")?))
+            .await?
+            .best
+            .ok_or("no www")?;
+        save(&zone_file, &zone_text("192.0.2.20", false))?;
+        let run = publish_once(&key, &zone_file, &boot, &[]).await?;
+        assert!(run.success, "{run:?}");
+        assert!(
+            run.stdout.contains("1 changed, 0 refreshed, 1 removed"),
+            "{run:?}"
+        );
+        assert!(run.stdout.contains("2 names, 2 ok"), "{run:?}");
+        let handle = &net.handles()[0];
+        let www = handle
+            .get(DhtKey::derive(&zone, &owner("www")?))
+            .await?
+            .best
+            .ok_or("no www")?;
+        assert!(www.sequence() > before.sequence());
+        let gone = handle
+            .get(DhtKey::derive(&zone, &owner("gone")?))
+            .await?
+            .best
+            .ok_or("no tombstone")?;
+        assert!(gone.records().is_empty());
+
+        // --all puts every name of the zone again; the tombstone already
+        // outlives the removed bundle, so it needs no new one.
+        let run = publish_once(&key, &zone_file, &boot, &["--all"]).await?;
+        assert!(run.success, "{run:?}");
+        assert!(
+            run.stdout.contains("0 changed, 4 refreshed, 0 removed"),
+            "{run:?}"
+        );
+        assert!(run.stdout.contains("4 names, 4 ok"), "{run:?}");
+        net.shutdown().await;
+        Ok(())
+    })
+    .await?
+}
