@@ -55,11 +55,16 @@ pub struct ZonePublisher {
     origin: Option<Name>,
     /// The last zone read that parsed and passed every check.
     zone: BTreeMap<OwnerName, ZoneName>,
+    /// Each name's digest (of `zone`), the input of every plan.
+    digests: BTreeMap<OwnerName, Digest>,
     /// What the zone file looked like when last read.
     seen: Option<FileSeen>,
     state: PublishedState,
     /// Names whose last put reached nobody, with when to try again.
     held: BTreeMap<OwnerName, u64>,
+    /// `next_due` of `state` and `held`, kept current by every round (the
+    /// only code that changes them), so that polling it costs nothing.
+    due: Option<u64>,
     concurrency: usize,
     _lock: PublishLock,
 }
@@ -173,12 +178,15 @@ impl ZonePublisher {
             zone_path: zone_path.into(),
             origin: origin.cloned(),
             zone: BTreeMap::new(),
+            digests: BTreeMap::new(),
             seen: None,
             state,
             held: BTreeMap::new(),
+            due: None,
             concurrency: DEFAULT_PUBLISH_CONCURRENCY,
             _lock: lock,
         };
+        publisher.due = next_due(publisher.state.names(), &publisher.held);
         publisher.check_zone_file()?;
         Ok(publisher)
     }
@@ -266,6 +274,11 @@ impl ZonePublisher {
                 )
             })
             .collect();
+        self.digests = self
+            .zone
+            .iter()
+            .map(|(owner, name)| (owner.clone(), name.digest))
+            .collect();
         tracing::info!(
             zone = %self.zone_id(),
             path = %self.zone_path.display(),
@@ -280,7 +293,7 @@ impl ZonePublisher {
     /// When, in unix seconds, a round next has work without the zone file
     /// changing: the earliest refresh due, tombstone to drop, or retry.
     pub fn next_due(&self) -> Option<u64> {
-        next_due(self.state.names(), &self.held)
+        self.due
     }
 
     /// Whether a round at `now` would put or drop anything.
@@ -289,12 +302,7 @@ impl ZonePublisher {
     }
 
     fn plan(&self, now: u64, all: bool) -> Plan {
-        let digests: BTreeMap<OwnerName, Digest> = self
-            .zone
-            .iter()
-            .map(|(owner, name)| (owner.clone(), name.digest))
-            .collect();
-        plan(&digests, self.state.names(), &self.held, now, all)
+        plan(&self.digests, self.state.names(), &self.held, now, all)
     }
 
     /// One round at the current time: see [`round_at`](Self::round_at).
@@ -319,6 +327,18 @@ impl ZonePublisher {
     /// there ([`RoundReport::unreachable`]) and the names are retried after
     /// a short wait. `on_done` is called as each put finishes.
     pub async fn round_at(
+        &mut self,
+        dht: &Handle,
+        now: u64,
+        all: bool,
+        on_done: impl FnMut(&NamePublished),
+    ) -> Result<RoundReport, ZonePublishError> {
+        let result = self.run_round(dht, now, all, on_done).await;
+        self.due = next_due(self.state.names(), &self.held);
+        result
+    }
+
+    async fn run_round(
         &mut self,
         dht: &Handle,
         now: u64,
