@@ -6,6 +6,13 @@ use serde::{Deserialize, Serialize};
 /// before that; resolvers refuse a bundle once it has expired.
 pub const DEFAULT_VALIDITY_SECS: u64 = 7 * 86_400;
 
+/// The shortest signature validity allowed: 10 seconds. Short validities are
+/// for tests and fast-changing records; a publisher must be running
+/// ([`KeepAlive`](crate::KeepAlive)) to keep such names alive, since it
+/// re-signs each name when between a half and a quarter of its validity is
+/// left.
+pub const MIN_VALIDITY_SECS: u64 = 10;
+
 /// Configuration of the publisher. `Default` gives the documented defaults.
 ///
 /// ```
@@ -20,7 +27,7 @@ pub const DEFAULT_VALIDITY_SECS: u64 = 7 * 86_400;
 #[non_exhaustive]
 pub struct Config {
     /// How long each signed bundle stays valid, in seconds: its expiry is the
-    /// signing time plus this. Must be between 1 and
+    /// signing time plus this. Must be between [`MIN_VALIDITY_SECS`] (10 s) and
     /// [`MAX_VALIDITY`](kadns_record::MAX_VALIDITY) (31 days). Default 7 days.
     pub validity_secs: u64,
 }

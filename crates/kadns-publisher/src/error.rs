@@ -108,6 +108,17 @@ pub enum StateError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// Another publisher (process or task) is publishing this zone from the
+    /// same state right now.
+    #[error(
+        "{}: another publisher holds this zone's state (a `zone publish` or a `[[publish]]` entry of `kadns serve`); \
+         stop it first",
+        path.display()
+    )]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// The last sequence is `u64::MAX`: no higher sequence exists.
     #[error("{}: the sequence number is exhausted (last sequence {last})", path.display())]
     Exhausted {
@@ -431,11 +442,16 @@ pub enum ZoneError {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignError {
-    /// The configured validity is zero or above [`MAX_VALIDITY`](kadns_record::MAX_VALIDITY).
-    #[error("signature validity of {validity} s is not allowed: it must be between 1 and {max} s")]
+    /// The configured validity is below [`MIN_VALIDITY_SECS`](crate::MIN_VALIDITY_SECS)
+    /// or above [`MAX_VALIDITY`](kadns_record::MAX_VALIDITY).
+    #[error(
+        "signature validity of {validity} s is not allowed: it must be between {min} and {max} s"
+    )]
     BadValidity {
         /// The configured validity, seconds.
         validity: u64,
+        /// The lower limit, seconds.
+        min: u64,
         /// The limit, seconds.
         max: u64,
     },
@@ -553,4 +569,31 @@ impl fmt::Display for Problems<'_> {
         }
         Ok(())
     }
+}
+
+/// Why a [`ZonePublisher`](crate::ZonePublisher) could not open or finish a
+/// round. A name whose put failed is not an error: it is reported in the
+/// round's [`NamePublished`](crate::NamePublished) and retried.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ZonePublishError {
+    /// The zone file could not be read or has problems (each with its line).
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+    /// The key, the validity or a name of the zone is refused.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The zone state or the published state could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// One name could not be signed (cannot happen for a zone that passed
+    /// the checks; kept so that nothing can panic).
+    #[error("{owner}: cannot sign: {source}")]
+    Encode {
+        /// The name.
+        owner: OwnerName,
+        /// What kadns-record refused.
+        #[source]
+        source: EncodeError,
+    },
 }

@@ -7,6 +7,13 @@
 //! puts the bundles into the DHT through a running `kadns_dht` node and
 //! reports, per name, how many nodes really stored it.
 //!
+//! [`ZonePublisher`] publishes incrementally: it keeps what it published per
+//! name ([`PublishedState`]) and puts only new, changed and removed names
+//! (the removed ones as signed empty bundles, tombstones), and unchanged
+//! names only when their refresh is due. [`KeepAlive`] runs one as a task
+//! that re-signs before expiry and follows edits of the zone file; see
+//! `docs/publishing.md`.
+//!
 //! Every sequence number is taken from the zone's [`ZoneState`], which makes
 //! sequences strictly increase across signings, restarts and clock steps. Keys
 //! and state are written durably before any function reports success.
@@ -51,36 +58,44 @@
 mod config;
 mod durable;
 mod error;
+mod keepalive;
 mod keystore;
 mod lexer;
+mod plan;
 mod presentation;
 mod publish;
+mod published;
 mod signed_file;
 mod signer;
 mod state;
 mod structure;
 mod types;
 mod warning;
+mod zone_publisher;
 mod zonefile;
 
 pub mod testing;
 
-pub use config::{Config, DEFAULT_VALIDITY_SECS};
+pub use config::{Config, DEFAULT_VALIDITY_SECS, MIN_VALIDITY_SECS};
 pub use error::{
     EntryError, KeyError, ProblemKind, PublishError, SignError, SignedFileError, StateError,
-    ZoneError, ZoneProblem,
+    ZoneError, ZoneProblem, ZonePublishError,
 };
+pub use keepalive::{DEFAULT_POLL_INTERVAL, KeepAlive, KeepAliveEvent, KeepAliveOptions};
 pub use keystore::{KEY_FILE_HEADER, generate_key, load_key};
+pub use plan::{records_digest, refresh_due};
 pub use presentation::{quote_character_string, record_line};
 pub use publish::{
     DEFAULT_PUBLISH_CONCURRENCY, MAX_PUBLISH_CONCURRENCY, NamePublished, PublishReport, publish,
 };
+pub use published::{Digest, NameEntry, PUBLISHED_FILE_HEADER, PublishedState};
 pub use signed_file::{
     SIGNED_FILE_MAGIC, SignedEntry, decode_signed_file, read_signed_file, write_signed_file,
 };
 pub use signer::{SignedZone, Signer, Summary};
 pub use state::{STATE_FILE_HEADER, ZoneState};
 pub use warning::{WarningKind, ZoneWarning};
+pub use zone_publisher::{RoundReport, ZoneCheck, ZonePublisher};
 pub use zonefile::{ParsedZone, ZoneRecord};
 
 // Re-exported so that embedders use the same versions as kadns.

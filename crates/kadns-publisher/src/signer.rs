@@ -17,7 +17,7 @@ use kadns_record::{
     Bundle, EncodeError, MAX_BUNDLE_LEN, MAX_VALIDITY, OwnerName, Rr, SignedBundle, ZoneId, ZoneKey,
 };
 
-use crate::config::Config;
+use crate::config::{Config, MIN_VALIDITY_SECS};
 use crate::error::{ProblemKind, SignError, ZoneProblem};
 use crate::keystore::load_key;
 use crate::state::ZoneState;
@@ -62,9 +62,10 @@ impl Signer {
     /// configured validity is 0 or above [`MAX_VALIDITY`].
     pub fn new(key: ZoneKey, state: ZoneState, config: &Config) -> Result<Self, SignError> {
         let validity = config.validity_secs;
-        if validity == 0 || validity > MAX_VALIDITY {
+        if !(MIN_VALIDITY_SECS..=MAX_VALIDITY).contains(&validity) {
             return Err(SignError::BadValidity {
                 validity,
+                min: MIN_VALIDITY_SECS,
                 max: MAX_VALIDITY,
             });
         }
@@ -96,6 +97,34 @@ impl Signer {
         &self.state
     }
 
+    /// How long the bundles it signs stay valid, in seconds.
+    pub fn validity_secs(&self) -> u64 {
+        self.validity
+    }
+
+    /// Checks every name of `zone` and readies its records for signing, or
+    /// reports every problem at once; takes no sequence number. What
+    /// [`sign_at`](Self::sign_at) does first, for callers that sign names one
+    /// by one ([`ZonePublisher`](crate::ZonePublisher)).
+    pub(crate) fn prepare_zone(&self, zone: &ParsedZone) -> Result<Vec<Prepared>, SignError> {
+        prepare(zone, &self.key.zone_id())
+    }
+
+    /// Signs one name's records (already checked by
+    /// [`prepare_zone`](Self::prepare_zone)), or a tombstone if `records` is
+    /// empty, with the given sequence and expiry.
+    pub(crate) fn sign_name(
+        &self,
+        owner: OwnerName,
+        records: Vec<Rr>,
+        sequence: u64,
+        expires: u64,
+    ) -> Result<SignedBundle, EncodeError> {
+        Bundle::new(owner, sequence, expires, records)
+            .map_err(EncodeError::from)
+            .and_then(|bundle| bundle.sign(&self.key))
+    }
+
     /// Signs `zone` at the current system time.
     pub fn sign(&self, zone: &ParsedZone) -> Result<SignedZone, SignError> {
         let now = SystemTime::now()
@@ -116,10 +145,7 @@ impl Signer {
         let mut problems = Vec::new();
         let mut bundles = Vec::with_capacity(prepared.len());
         for name in prepared {
-            let signed = Bundle::new(name.owner, sequence, expires, name.records)
-                .map_err(EncodeError::from)
-                .and_then(|bundle| bundle.sign(&self.key));
-            match signed {
+            match self.sign_name(name.owner, name.records, sequence, expires) {
                 Ok(bundle) => bundles.push(bundle),
                 // `prepare` has checked both already; kept so that nothing can panic.
                 Err(e) => problems.push(encode_problem(zone, &name.name, name.line, e)),
@@ -213,12 +239,14 @@ impl std::fmt::Display for Summary {
 }
 
 /// One name's records, checked and ready to sign.
+#[derive(Debug, Clone)]
 pub(crate) struct Prepared {
     pub(crate) owner: OwnerName,
     /// The name as the file wrote it, for messages.
     pub(crate) name: String,
     /// The line of its first record.
     pub(crate) line: usize,
+    /// In canonical order, without duplicates (as [`Bundle::new`] keeps them).
     pub(crate) records: Vec<Rr>,
 }
 
@@ -507,21 +535,25 @@ svc     IN SVCB 1 www.example.org. alpn="h2" port=8443
     fn validity_must_be_within_the_record_format_limit() {
         let key = || ZoneKey::from_seed([1; 32]);
         let state = ZoneState::at("/unused");
-        for validity in [0, MAX_VALIDITY + 1] {
+        for validity in [0, 1, MIN_VALIDITY_SECS - 1, MAX_VALIDITY + 1] {
             let config = Config {
                 validity_secs: validity,
             };
             match Signer::new(key(), state.clone(), &config).unwrap_err() {
-                SignError::BadValidity { validity: v, max } => {
-                    assert_eq!((v, max), (validity, MAX_VALIDITY))
-                }
+                SignError::BadValidity {
+                    validity: v,
+                    min,
+                    max,
+                } => assert_eq!((v, min, max), (validity, MIN_VALIDITY_SECS, MAX_VALIDITY)),
                 other => panic!("{other:?}"),
             }
         }
-        let config = Config {
-            validity_secs: MAX_VALIDITY,
-        };
-        Signer::new(key(), state, &config).unwrap();
+        for validity in [MIN_VALIDITY_SECS, 15, MAX_VALIDITY] {
+            let config = Config {
+                validity_secs: validity,
+            };
+            Signer::new(key(), state.clone(), &config).unwrap();
+        }
         assert!(Config::default().validity_secs <= MAX_VALIDITY);
     }
 

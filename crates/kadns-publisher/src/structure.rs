@@ -73,9 +73,14 @@ pub(crate) fn add_meta_records(
             continue;
         };
         target.records.push(rr);
-        let len = Bundle::new(owner, 0, 0, target.records.clone())
-            .map(|b| b.encoded_len())
-            .unwrap_or(usize::MAX);
+        // Keep the records in canonical order, as `prepare` hands them over.
+        let len = match Bundle::new(owner, 0, 0, target.records.clone()) {
+            Ok(bundle) => {
+                target.records = bundle.records().to_vec();
+                bundle.encoded_len()
+            }
+            Err(_) => usize::MAX,
+        };
         if len > MAX_BUNDLE_LEN {
             problems.push(ZoneProblem {
                 path: zone.path().to_owned(),

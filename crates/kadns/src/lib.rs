@@ -25,6 +25,7 @@
 mod handler;
 mod metrics;
 mod metrics_server;
+mod publish_task;
 mod serve_config;
 mod service;
 mod stub;
@@ -32,7 +33,9 @@ mod stub_config;
 
 pub use handler::StubHandler;
 pub use metrics::{QueryLabels, StubMetrics};
-pub use serve_config::{ConfigError, MetricsConfig, P2pConfig, ServeConfig, default_data_dir};
+pub use serve_config::{
+    ConfigError, MetricsConfig, P2pConfig, PublishConfig, ServeConfig, default_data_dir,
+};
 pub use service::{Service, ServiceError};
 pub use stub::{Stub, StubError};
 pub use stub_config::{DEFAULT_MAX_UDP_PAYLOAD, StubConfig};

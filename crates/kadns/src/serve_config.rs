@@ -44,6 +44,69 @@ pub struct ServeConfig {
     pub resolver: kadns_resolver::Config,
     /// The Prometheus endpoint. Absent: no metrics are served.
     pub metrics: Option<MetricsConfig>,
+    /// Zones this node keeps alive in the DHT for their owner (`[[publish]]`
+    /// entries). None by default.
+    pub publish: Vec<PublishConfig>,
+}
+
+/// One `[[publish]]` entry: a zone the node keeps alive for its owner, as
+/// `kadns zone publish --keep` does: every name re-signed before it expires,
+/// edits of the zone file published within seconds, removed names replaced
+/// by tombstones. The key stays in its file (mode 0600); the node's
+/// incremental state lives beside it (see docs/publishing.md).
+///
+/// ```toml
+/// [[publish]]
+/// key = "/etc/kadns/example.key"
+/// zone = "/etc/kadns/example.zone"
+/// validity = "7d"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PublishConfig {
+    /// The zone key file (`kadns key generate`).
+    pub key: PathBuf,
+    /// The RFC 1035 zone file.
+    pub zone: PathBuf,
+    /// The zone's origin, if the file has no `$ORIGIN` line.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// How long each signature stays valid (humantime: `15s`, `7d`): 10
+    /// seconds to 31 days. Default 7 days.
+    #[serde(default = "default_validity", with = "humantime_secs")]
+    pub validity: std::time::Duration,
+}
+
+impl PublishConfig {
+    /// Keep the zone in `zone`, signed with `key`, alive with the default validity.
+    pub fn new(key: impl Into<PathBuf>, zone: impl Into<PathBuf>) -> Self {
+        Self {
+            key: key.into(),
+            zone: zone.into(),
+            origin: None,
+            validity: default_validity(),
+        }
+    }
+}
+
+fn default_validity() -> std::time::Duration {
+    std::time::Duration::from_secs(kadns_publisher::DEFAULT_VALIDITY_SECS)
+}
+
+/// A duration written the humantime way (`15s`, `7d`) in TOML.
+mod humantime_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Where to serve `GET /metrics` (Prometheus text format, every series
@@ -188,5 +251,44 @@ listen = "127.0.0.1:9153"
         let empty: ServeConfig = toml::from_str("").unwrap();
         assert_eq!(empty.dns, StubConfig::default());
         assert_eq!(empty.metrics, None, "metrics are off unless configured");
+        assert!(
+            empty.publish.is_empty(),
+            "nothing is published unless configured"
+        );
+    }
+
+    #[test]
+    fn publish_entries_parse_with_humantime_validities() {
+        let text = r#"
+[[publish]]
+key = "/k/a.key"
+zone = "/z/a.zone"
+validity = "15s"
+[[publish]]
+key = "/k/b.key"
+zone = "/z/b.zone"
+origin = "example.org."
+"#;
+        let config: ServeConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.publish.len(), 2);
+        assert_eq!(
+            config.publish[0].validity,
+            std::time::Duration::from_secs(15)
+        );
+        assert_eq!(config.publish[0].key, PathBuf::from("/k/a.key"));
+        assert_eq!(
+            config.publish[1].validity,
+            std::time::Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(config.publish[1].origin.as_deref(), Some("example.org."));
+        let round: ServeConfig = toml::from_str(&toml::to_string(&config).unwrap()).unwrap();
+        assert_eq!(round, config);
+        for bad in [
+            "[[publish]]\nkey = \"k\"\n",
+            "[[publish]]\nkey = \"k\"\nzone = \"z\"\nvalidity = \"soon\"\n",
+            "[[publish]]\nkey = \"k\"\nzone = \"z\"\nsecret = \"x\"\n",
+        ] {
+            assert!(toml::from_str::<ServeConfig>(bad).is_err(), "{bad}");
+        }
     }
 }

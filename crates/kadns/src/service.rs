@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 use tracing::info;
 
 use crate::metrics_server::MetricsServer;
+use crate::publish_task::{self, Publishers};
 use crate::serve_config::ServeConfig;
 use crate::stub::{Stub, StubError};
 
@@ -24,6 +25,7 @@ pub struct Service {
     resolver: Resolver<Handle>,
     stub: Stub<Handle>,
     metrics: Option<MetricsServer>,
+    publishers: Publishers,
 }
 
 /// Why the service could not start.
@@ -42,6 +44,23 @@ pub enum ServiceError {
     /// The DNS stub could not bind its sockets.
     #[error(transparent)]
     Stub(#[from] StubError),
+    /// A `[[publish]]` entry cannot be used (key, state, zone file, validity).
+    #[error("[[publish]] {}: {source}", key.display())]
+    Publish {
+        /// The entry's key file.
+        key: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: kadns_publisher::ZonePublishError,
+    },
+    /// A `[[publish]]` entry's origin is not a domain name.
+    #[error("[[publish]] {}: bad origin: {reason}", key.display())]
+    PublishOrigin {
+        /// The entry's key file.
+        key: std::path::PathBuf,
+        /// Why the name does not parse.
+        reason: String,
+    },
     /// The metrics endpoint could not bind its address.
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
@@ -59,6 +78,7 @@ impl Service {
     /// Returns once every socket listens.
     pub async fn start(config: &ServeConfig) -> Result<Self, ServiceError> {
         let data_dir = config.data_dir();
+        let publishers = publish_task::open(&config.publish)?;
         let mut dht = kadns_dht::Config::with_data_dir(data_dir.join("dht"));
         dht.listen = config.p2p.listen.clone();
         dht.bootstrap = config.p2p.bootstrap.clone();
@@ -72,11 +92,13 @@ impl Service {
         match Self::start_resolver(config, &node).await {
             Ok((resolver, stub, metrics)) => {
                 info!(data_dir = %data_dir.display(), peer = %node.peer_id(), "kadns node started");
+                let publishers = Publishers::spawn(publishers, node.handle());
                 Ok(Self {
                     node,
                     resolver,
                     stub,
                     metrics,
+                    publishers,
                 })
             }
             Err(error) => {
@@ -143,8 +165,10 @@ impl Service {
         &self.stub
     }
 
-    /// Stops answering DNS, then stops the node (its store flushed).
+    /// Stops the `[[publish]]` publishers, stops answering DNS, then stops
+    /// the node (its store flushed).
     pub async fn shutdown(self) {
+        self.publishers.shutdown().await;
         drop(self.metrics);
         self.stub.shutdown().await;
         drop(self.resolver);

@@ -2,3 +2,4 @@
 
 mod publish;
 mod zonefile;
+mod zone_publisher;

@@ -9,12 +9,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kadns_dht::{DataDir, Mode, Multiaddr, Node};
+use kadns_dht::{DataDir, Handle, Mode, Multiaddr, Node};
 use kadns_publisher::{
-    Config, DEFAULT_PUBLISH_CONCURRENCY, NamePublished, ParsedZone, SignedZone, Signer, publish,
-    read_signed_file, write_signed_file,
+    Config, DEFAULT_PUBLISH_CONCURRENCY, KeepAlive, KeepAliveEvent, MIN_VALIDITY_SECS,
+    NamePublished, ParsedZone, SignedZone, Signer, ZonePublisher, publish, read_signed_file,
+    write_signed_file,
 };
 use kadns_record::hickory_proto::rr::{Name, Record};
+use tokio_util::sync::CancellationToken;
 
 use kadns_publisher::record_line;
 use kadns_record::{SignedBundle, VerifiedBundle, ZoneId, rebase_rdata};
@@ -32,8 +34,8 @@ pub(crate) enum ZoneCommand {
         /// The zone's origin, if the file has no `$ORIGIN` line.
         #[arg(long, value_name = "NAME")]
         origin: Option<Name>,
-        /// How long the signatures stay valid, e.g. `7d`, `36h` (at most 31 days).
-        #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
+        /// How long the signatures stay valid, e.g. `7d`, `36h`, `15s` (10 seconds to 31 days).
+        #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_validity)]
         validity: Duration,
         /// The zone file.
         #[arg(value_name = "ZONEFILE")]
@@ -79,9 +81,19 @@ pub(crate) struct PublishArgs {
     /// With --key: the zone's origin, if the file has no `$ORIGIN` line.
     #[arg(long, value_name = "NAME")]
     origin: Option<Name>,
-    /// With --key: how long the signatures stay valid, e.g. `7d`, `36h` (at most 31 days).
-    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
+    /// With --key: how long the signatures stay valid, e.g. `7d`, `36h`, `15s`
+    /// (at least 10 seconds, at most 31 days).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_validity)]
     validity: Duration,
+    /// With --key: keep running, re-sign every name before it expires and
+    /// publish edits of ZONEFILE within seconds, until SIGINT or SIGTERM.
+    /// Prints one line per round.
+    #[arg(long, requires = "key")]
+    keep: bool,
+    /// With --key: re-sign and put every name, not only the new, changed,
+    /// removed and due ones (to repair replicas after nodes were lost).
+    #[arg(long, requires = "key")]
+    all: bool,
     /// A node to join through: /ip4|ip6/…/tcp/PORT/p2p/PEERID (repeat for more).
     #[arg(long, value_name = "MULTIADDR", required = true)]
     bootstrap: Vec<Multiaddr>,
@@ -249,27 +261,56 @@ fn show(origin: Option<Name>, path: PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--validity`: a humantime duration from [`MIN_VALIDITY_SECS`] to 31 days.
+fn parse_validity(text: &str) -> Result<Duration, String> {
+    let validity = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let secs = validity.as_secs();
+    if !(MIN_VALIDITY_SECS..=kadns_record::MAX_VALIDITY).contains(&secs) {
+        return Err(format!(
+            "{text} is outside {MIN_VALIDITY_SECS} s to 31 days (the bounds of a signature's validity)"
+        ));
+    }
+    Ok(validity)
+}
+
 /// `zone publish`: everything offline first (sign, or read and verify the
-/// signed file), so a bad zone never reaches the network; then a short-lived
-/// client node joins, puts every name and reports.
+/// signed file), so a bad zone never reaches the network; then a client node
+/// joins, puts the names and reports. With `--key` the publishing is
+/// incremental (see docs/publishing.md); with `--keep` it goes on.
 fn publish_zone(args: PublishArgs) -> anyhow::Result<ExitCode> {
-    let (zone, bundles) = match (&args.key, &args.signed, &args.zone_file) {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+    };
+    match (&args.key, &args.signed, &args.zone_file) {
         (Some(key), None, Some(zone_file)) => {
-            let (_, signed) = sign_zone(key, args.origin.as_ref(), args.validity, zone_file)?;
-            (signed.zone_id(), signed.into_bundles())
+            let mut config = Config::default();
+            config.validity_secs = args.validity.as_secs();
+            let publisher = ZonePublisher::open(key, zone_file, args.origin.as_ref(), &config)?;
+            if publisher.names() == 0 {
+                bail!(
+                    "zone {} has no names: nothing to publish",
+                    publisher.zone_id()
+                );
+            }
+            runtime()?.block_on(with_client(&args, |node| {
+                publish_incremental(node, publisher, &args)
+            }))
         }
-        (None, Some(path), None) => load_signed(path)?,
+        (None, Some(path), None) => {
+            let (zone, bundles) = load_signed(path)?;
+            if bundles.is_empty() {
+                bail!("zone {zone} has no names: nothing to publish");
+            }
+            runtime()?.block_on(with_client(&args, |node| {
+                publish_through(node, zone, bundles, &args)
+            }))
+        }
         // clap enforces this; kept so that nothing can panic.
         _ => bail!("give either --key FILE ZONEFILE or --signed PATH"),
-    };
-    if bundles.is_empty() {
-        bail!("zone {zone} has no names: nothing to publish");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(publish_bundles(zone, bundles, &args))
 }
 
 /// Reads a signed zone file and verifies every bundle as a node would, all
@@ -311,11 +352,13 @@ fn load_signed(path: &Path) -> anyhow::Result<(ZoneId, Vec<SignedBundle>)> {
     Ok((zone, bundles))
 }
 
-async fn publish_bundles(
-    zone: ZoneId,
-    bundles: Vec<SignedBundle>,
-    args: &PublishArgs,
-) -> anyhow::Result<ExitCode> {
+/// Starts a client node, joins the network through `--bootstrap`, runs
+/// `work` with it and stops the node.
+async fn with_client<F, Fut>(args: &PublishArgs, work: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(Handle) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
     let mut config = kadns_dht::Config::default();
     config.data_dir = DataDir::Temporary;
     config.mode = Mode::Client;
@@ -325,22 +368,16 @@ async fn publish_bundles(
     let node = Node::spawn(config)
         .await
         .context("cannot start a DHT client")?;
-    let outcome = publish_through(&node, zone, bundles, args).await;
+    let outcome = match join(&node.handle(), args).await {
+        Ok(()) => work(node.handle()).await,
+        Err(error) => Err(error),
+    };
     node.shutdown().await;
     outcome
 }
 
-async fn publish_through(
-    node: &Node,
-    zone: ZoneId,
-    bundles: Vec<SignedBundle>,
-    args: &PublishArgs,
-) -> anyhow::Result<ExitCode> {
-    let dht = node.handle();
-    let total = bundles.len();
-    let bar = progress_bar(total);
-
-    bar.set_message("joining the DHT");
+/// Waits for a first peer and fills the routing table.
+async fn join(dht: &Handle, args: &PublishArgs) -> anyhow::Result<()> {
     if dht.wait_for_peers(1, args.timeout).await.is_err() {
         bail!(
             "no DHT node answered: none of the bootstrap nodes ({}) could be reached within {}",
@@ -352,6 +389,89 @@ async fn publish_through(
     if let Ok(result) = tokio::time::timeout(args.timeout, dht.bootstrap()).await {
         result.context("cannot join the DHT")?;
     }
+    Ok(())
+}
+
+/// `zone publish --key`: one incremental round, or with `--keep` rounds
+/// until a signal.
+async fn publish_incremental(
+    dht: Handle,
+    mut publisher: ZonePublisher,
+    args: &PublishArgs,
+) -> anyhow::Result<ExitCode> {
+    let zone = publisher.zone_id();
+    if args.keep {
+        return keep_alive(dht, publisher).await;
+    }
+    let bar = progress_bar(publisher.names());
+    bar.set_message("publishing");
+    let report = publisher.round(&dht, args.all, |_| bar.inc(1)).await?;
+    bar.finish_and_clear();
+    if report.unreachable {
+        if let Some(error) = report.names.first().and_then(|n| n.error.clone()) {
+            return Err(error.into());
+        }
+        bail!(
+            "no DHT node answered: none of the bootstrap nodes ({}) could be reached within {}",
+            join_addrs(&args.bootstrap),
+            humantime::format_duration(args.timeout)
+        );
+    }
+    println!(
+        "zone {zone}: {} changed, {} refreshed, {} removed (tombstones), {} unchanged{}",
+        report.changed,
+        report.refreshed,
+        report.removed,
+        report.unchanged,
+        if report.unchanged > 0 && !args.all {
+            " (not put again: --all puts every name)"
+        } else {
+            ""
+        }
+    );
+    report_names(zone, report.names, args.min_replicas)
+}
+
+/// `--keep`: the library's keep-alive loop, one stdout line per round,
+/// until SIGINT or SIGTERM.
+async fn keep_alive(dht: Handle, publisher: ZonePublisher) -> anyhow::Result<ExitCode> {
+    let zone = publisher.zone_id();
+    let cancel = CancellationToken::new();
+    let signal = {
+        let cancel = cancel.clone();
+        async move {
+            let signal = super::serve::shutdown_signal().await;
+            tracing::info!("{signal}: stopping the keep-alive publisher");
+            cancel.cancel();
+        }
+    };
+    let run = KeepAlive::new(publisher).run(dht, cancel.clone(), |event| match event {
+        KeepAliveEvent::Round { round, report } => {
+            println!("round {round}: {report}");
+        }
+        KeepAliveEvent::ZoneRejected(error) => {
+            eprintln!("kadns: zone file edit refused, nothing published changed: {error}");
+        }
+        KeepAliveEvent::RoundFailed(error) => {
+            eprintln!("kadns: publishing round failed (retrying): {error}");
+        }
+        _ => {}
+    });
+    let signal = tokio::spawn(signal);
+    run.await;
+    signal.abort();
+    println!("zone {zone}: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn publish_through(
+    dht: Handle,
+    zone: ZoneId,
+    bundles: Vec<SignedBundle>,
+    args: &PublishArgs,
+) -> anyhow::Result<ExitCode> {
+    let total = bundles.len();
+    let bar = progress_bar(total);
 
     // The first name goes alone: if nobody answers it, nobody is there, and
     // the remaining names are not worth a lookup each.
@@ -377,8 +497,12 @@ async fn publish_through(
         n
     }));
     bar.finish_and_clear();
+    report_names(zone, names, args.min_replicas)
+}
 
-    let min = args.min_replicas;
+/// One line per name put, a summary, and the exit status for `min` replicas.
+fn report_names(zone: ZoneId, names: Vec<NamePublished>, min: usize) -> anyhow::Result<ExitCode> {
+    let total = names.len();
     let width = names
         .iter()
         .map(|n| n.owner.to_string().len())

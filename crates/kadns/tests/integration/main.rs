@@ -3,6 +3,7 @@
 mod e2e_deadline;
 mod e2e_demo;
 mod e2e_glibc;
+mod e2e_keepalive;
 mod e2e_malformed;
 mod e2e_metrics;
 mod e2e_network;
