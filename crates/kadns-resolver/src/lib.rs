@@ -58,6 +58,7 @@ mod dht_source;
 mod error;
 mod exchange;
 mod fetch;
+mod forward_cache;
 mod forwarder;
 mod memory_source;
 mod metrics;
@@ -65,17 +66,24 @@ mod records;
 mod resolv_conf;
 mod resolver;
 mod route;
+mod saved_upstreams;
+mod scrub;
 mod sequence_store;
 mod sled_sequences;
 mod source;
+mod upstreams;
 
 pub use answer::{Answer, Outcome};
-pub use config::{CacheConfig, Config, DhtConfig, UpstreamConfig};
+pub use config::{
+    CacheConfig, Config, DhtConfig, ForwardCacheConfig, ForwardZones, UpstreamConfig,
+};
 pub use error::{BoxError, Error, ForwardError, LookupError, SourceError, StoreError};
+pub use forwarder::Forwarded;
 pub use memory_source::MemorySource;
 pub use metrics::{Metrics, OutcomeLabels, ReasonLabels};
 pub use resolver::{Builder, Resolver};
 pub use route::Route;
+pub use saved_upstreams::{SaveError, SavedUpstreams};
 pub use sequence_store::{MemorySequences, SequenceStore};
 pub use sled_sequences::SledSequences;
 pub use source::BundleSource;

@@ -40,6 +40,23 @@ pub struct Metrics {
     /// Queries sent to an upstream server (`resolver_upstream_queries_total`),
     /// each attempt counted.
     pub upstream_queries: Counter,
+    /// Forwarded queries answered fresh from the forward cache
+    /// (`resolver_forward_cache_hits_total`).
+    pub forward_cache_hits: Counter,
+    /// Forwarded queries that needed an upstream exchange, coalesced ones
+    /// included (`resolver_forward_cache_misses_total`).
+    pub forward_cache_misses: Counter,
+    /// Forwarded queries answered stale because every upstream failed
+    /// (`resolver_forward_stale_total`).
+    pub forward_stale: Counter,
+    /// Background refreshes of popular forwarded answers started
+    /// (`resolver_forward_prefetches_total`).
+    pub forward_prefetches: Counter,
+    /// Records stripped from upstream responses: kadns names, out of
+    /// bailiwick (`resolver_forward_scrubbed_total`).
+    pub forward_scrubbed: Counter,
+    /// Bytes held by the forward cache (`resolver_forward_cache_bytes`).
+    pub forward_cache_bytes: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Metrics {
@@ -79,6 +96,36 @@ impl Metrics {
             "resolver_upstream_queries",
             "Queries sent to upstream servers",
             self.upstream_queries.clone(),
+        );
+        registry.register(
+            "resolver_forward_cache_hits",
+            "Forwarded queries answered from the forward cache",
+            self.forward_cache_hits.clone(),
+        );
+        registry.register(
+            "resolver_forward_cache_misses",
+            "Forwarded queries that needed an upstream exchange",
+            self.forward_cache_misses.clone(),
+        );
+        registry.register(
+            "resolver_forward_stale",
+            "Forwarded queries answered stale because every upstream failed",
+            self.forward_stale.clone(),
+        );
+        registry.register(
+            "resolver_forward_prefetches",
+            "Background refreshes of forwarded answers started",
+            self.forward_prefetches.clone(),
+        );
+        registry.register(
+            "resolver_forward_scrubbed",
+            "Records stripped from upstream responses",
+            self.forward_scrubbed.clone(),
+        );
+        registry.register(
+            "resolver_forward_cache_bytes",
+            "Bytes held by the forward cache",
+            self.forward_cache_bytes.clone(),
         );
     }
 

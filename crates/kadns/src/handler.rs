@@ -13,7 +13,9 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use kadns_resolver::{BundleSource, Outcome, Resolver, Route};
 use tracing::{Instrument, debug, debug_span, warn};
 
+use crate::flags;
 use crate::metrics::{QueryLabels, StubMetrics};
+use crate::truncation;
 
 /// Answers DNS requests through a [`Resolver`].
 ///
@@ -37,6 +39,8 @@ struct Reply {
     authorities: Vec<Record>,
     additionals: Vec<Record>,
     outcome: &'static str,
+    /// A forwarded answer served stale (see [`stale_ede`]).
+    stale_forward: bool,
 }
 
 impl Reply {
@@ -50,6 +54,7 @@ impl Reply {
             authorities: Vec::new(),
             additionals: Vec::new(),
             outcome,
+            stale_forward: false,
         }
     }
 }
@@ -92,7 +97,7 @@ impl<S: BundleSource> StubHandler<S> {
                 self.metrics.kadns_queries.inc();
                 let answer = self.resolver.lookup(query.name(), query.query_type()).await;
                 let mut reply = Reply::error(request, answer.response_code(), "");
-                reply.metadata.authentic_data = answer.authenticated;
+                flags::kadns_answer(&mut reply.metadata, request, answer.authenticated);
                 reply.outcome = match &answer.outcome {
                     Outcome::Records => "noerror",
                     Outcome::NxDomain => "nxdomain",
@@ -118,14 +123,21 @@ impl<S: BundleSource> StubHandler<S> {
             }
         };
         match self.resolver.forward(&message).await {
-            Ok(response) => {
+            Ok(forwarded) => {
+                let stale = forwarded.stale;
+                let response = forwarded.message;
                 let mut reply = Reply::error(request, response.metadata.response_code, "upstream");
                 // The upstream is trusted as the system trusted it before kadns:
-                // its AD bit is passed on, never invented.
-                reply.metadata.authentic_data = response.metadata.authentic_data;
+                // its AD bit is passed on (when asked for), never invented.
+                flags::forwarded_answer(
+                    &mut reply.metadata,
+                    request,
+                    response.metadata.authentic_data,
+                );
                 reply.answers = response.answers;
                 reply.authorities = response.authorities;
                 reply.additionals = response.additionals;
+                reply.stale_forward = stale;
                 reply
             }
             Err(error) => {
@@ -148,6 +160,59 @@ impl<S: BundleSource> StubHandler<S> {
         edns.set_dnssec_ok(client.flags().dnssec_ok);
         Some(edns)
     }
+}
+
+/// EDNS option code of Extended DNS Errors (RFC 8914).
+const EDE_OPTION: u16 = 15;
+
+/// EDE info-code 3, "Stale Answer" (RFC 8914 §4.4).
+const EDE_STALE_ANSWER: u16 = 3;
+
+/// Marks a stale forwarded answer with EDE 3 "Stale Answer" (RFC 8914), for
+/// clients that sent EDNS. Kept apart from the stub's general EDE writing.
+fn stale_ede(edns: &mut Edns) {
+    use hickory_server::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    if edns.options().get(EdnsCode::Unknown(EDE_OPTION)).is_none() {
+        edns.options_mut().insert(EdnsOption::Unknown(
+            EDE_OPTION,
+            EDE_STALE_ANSWER.to_be_bytes().to_vec(),
+        ));
+    }
+}
+
+/// Over UDP, a reply that does not fit the client's limit becomes a clean TC
+/// reply: header and question (and the OPT record), no partial record. See
+/// [`truncation`]; the client retries over TCP and gets it whole.
+fn fit_udp(
+    request: &Request,
+    edns: Option<&Edns>,
+    mut reply: Reply,
+    metrics: &StubMetrics,
+) -> Reply {
+    if request.protocol() != Protocol::Udp {
+        return reply;
+    }
+    let limit = truncation::udp_limit(edns);
+    let len = truncation::encoded_len(
+        request,
+        edns,
+        reply.metadata,
+        &reply.answers,
+        &reply.authorities,
+        &reply.additionals,
+    );
+    if truncation::must_truncate(len, limit) {
+        debug!(
+            ?len,
+            limit, "too big for UDP: truncated, the client retries over TCP"
+        );
+        metrics.truncated_responses.inc();
+        reply.metadata.truncation = true;
+        reply.answers.clear();
+        reply.authorities.clear();
+        reply.additionals.clear();
+    }
+    reply
 }
 
 #[async_trait::async_trait]
@@ -178,7 +243,13 @@ impl<S: BundleSource> RequestHandler for StubHandler<S> {
         let reply = self.reply(request).instrument(span.clone()).await;
         let _entered = span.enter();
 
-        let edns = self.response_edns(request);
+        let mut edns = self.response_edns(request);
+        if reply.stale_forward
+            && let Some(edns) = edns.as_mut()
+        {
+            stale_ede(edns);
+        }
+        let reply = fit_udp(request, edns.as_ref(), reply, &self.metrics);
         let mut builder = MessageResponseBuilder::from_message_request(request);
         if let Some(edns) = edns.as_ref() {
             builder.edns(edns);
