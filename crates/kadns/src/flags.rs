@@ -21,6 +21,17 @@ pub(crate) fn wants_ad(request: &Request) -> bool {
     request.metadata.authentic_data || request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok)
 }
 
+/// Flags of the NOTIMP answer to an opcode other than QUERY: AA, RA, RD,
+/// AD and CD are defined for QUERY only (RFC 1035 §4.1.1, RFC 4035 §3.2),
+/// so none of them is set or echoed.
+pub(crate) fn not_a_query(metadata: &mut Metadata) {
+    metadata.authoritative = false;
+    metadata.recursion_available = false;
+    metadata.recursion_desired = false;
+    metadata.authentic_data = false;
+    metadata.checking_disabled = false;
+}
+
 /// Flags of an answer from a kadns zone: AA, RA, and AD when asked for and
 /// `verified`.
 pub(crate) fn kadns_answer(metadata: &mut Metadata, request: &Request, verified: bool) {

@@ -71,7 +71,9 @@ impl<S: BundleSource> StubHandler<S> {
 
     async fn reply(&self, request: &Request) -> Reply {
         if request.metadata.op_code != OpCode::Query {
-            return Reply::error(request, ResponseCode::NotImp, "notimp");
+            let mut reply = Reply::error(request, ResponseCode::NotImp, "notimp");
+            flags::not_a_query(&mut reply.metadata);
+            return reply;
         }
         if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             return Reply::error(request, ResponseCode::BADVERS, "badvers");
