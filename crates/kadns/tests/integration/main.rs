@@ -1,6 +1,8 @@
 //! Integration tests of the `kadns` binary, run as a user runs it.
 
 mod e2e_demo;
+mod e2e_flags;
+mod e2e_forward;
 mod e2e_glibc;
 mod e2e_malformed;
 mod e2e_metrics;
