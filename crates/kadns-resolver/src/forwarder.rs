@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::{Error, ForwardError};
 use crate::exchange::exchange;
 use crate::forward_cache::{Bounds, ForwardCache, Key};
+pub use crate::forwarded::Forwarded;
 use crate::metrics::Metrics;
 use crate::route::{ForwardTable, Router};
 use crate::saved_upstreams::SavedUpstreams;
@@ -39,43 +40,6 @@ type Marker = [u8; 8];
 /// One upstream exchange shared by every identical query that arrives while
 /// it runs.
 type Flight = Arc<OnceCell<Result<Arc<Message>, ForwardError>>>;
-
-/// A forwarded response, and how it was obtained.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Forwarded {
-    /// The response, under the client's id and with the client's question;
-    /// TTLs counted down if it came from the cache.
-    pub message: Message,
-    /// Served stale (RFC 8767): every upstream failed and this is the last
-    /// answer they gave, within the stale window, with TTL 30. The stub
-    /// adds EDE 3 (Stale Answer).
-    pub stale: bool,
-    /// Answered from the cache (fresh or stale), without an upstream exchange.
-    pub from_cache: bool,
-}
-
-impl Forwarded {
-    fn new(mut message: Message, request: &Message, stale: bool, from_cache: bool) -> Self {
-        message.metadata.id = request.metadata.id;
-        if let (Some(stored), Some(asked)) = (message.queries.first(), request.queries.first()) {
-            // A cached answer keeps the case of the query that filled the
-            // cache: write its records under the name as this client wrote it.
-            let stored = stored.name.clone();
-            for record in message.answers.iter_mut() {
-                if record.name == stored {
-                    record.name = asked.name.clone();
-                }
-            }
-        }
-        message.queries = request.queries.clone();
-        Self {
-            message,
-            stale,
-            from_cache,
-        }
-    }
-}
 
 /// Sends queries to the upstream servers, in order, within bounds, through
 /// the forward cache.

@@ -59,6 +59,7 @@ mod error;
 mod exchange;
 mod fetch;
 mod forward_cache;
+mod forwarded;
 mod forwarder;
 mod memory_source;
 mod metrics;

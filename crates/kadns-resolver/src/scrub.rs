@@ -53,7 +53,7 @@ pub(crate) fn scrub(response: &mut Message, qname: &Name, router: &Router) -> Sc
         let before = kept_answers.len();
         let mut rest = Vec::new();
         for record in pending {
-            let on_chain = chain.iter().any(|n| *n == record.name)
+            let on_chain = chain.contains(&record.name)
                 || (record.record_type() == RecordType::DNAME
                     && chain.iter().any(|n| record.name.zone_of(n)));
             if on_chain {
@@ -123,7 +123,7 @@ pub(crate) fn scrub(response: &mut Message, qname: &Name, router: &Router) -> Sc
     for record in std::mem::take(&mut response.additionals) {
         if router.is_kadns(&record.name) {
             removed.kadns += 1;
-        } else if targets.iter().any(|t| *t == record.name) {
+        } else if targets.contains(&record.name) {
             response.additionals.push(record);
         } else {
             removed.out_of_bailiwick += 1;
