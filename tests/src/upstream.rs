@@ -24,12 +24,34 @@ pub struct TestUpstream {
     _tasks: JoinSet<()>,
 }
 
-type Table = Arc<HashMap<(Name, RecordType), Vec<RData>>>;
+/// How a [`TestUpstream`] answers besides its table of records.
+#[derive(Debug, Clone, Default)]
+pub struct Behaviour {
+    /// The SOA put in the authority section of negative answers (NXDOMAIN,
+    /// NODATA): `(zone, TTL, MINIMUM)`. Without it, negative answers carry
+    /// no SOA (and are not cacheable, RFC 2308).
+    pub soa: Option<(String, u32, u32)>,
+    /// Records added to the authority section of every answer: a hostile
+    /// upstream's injections.
+    pub inject_authority: Vec<Record>,
+    /// Records added to the additional section of every answer.
+    pub inject_additional: Vec<Record>,
+}
+
+struct Shared {
+    table: HashMap<(Name, RecordType), Vec<RData>>,
+    behaviour: Behaviour,
+}
 
 impl TestUpstream {
     /// Starts the server on 127.0.0.1 (one port for UDP and TCP) with the
     /// given `(name, rdata)` records, TTL 300.
     pub async fn start(records: &[(&str, RData)]) -> TestResult<Self> {
+        Self::start_with(records, Behaviour::default()).await
+    }
+
+    /// Like [`start`](Self::start), answering as `behaviour` says.
+    pub async fn start_with(records: &[(&str, RData)], behaviour: Behaviour) -> TestResult<Self> {
         let mut table: HashMap<(Name, RecordType), Vec<RData>> = HashMap::new();
         for (name, rdata) in records {
             let name = Name::from_ascii(name)?.to_lowercase();
@@ -38,7 +60,7 @@ impl TestUpstream {
                 .or_default()
                 .push(rdata.clone());
         }
-        let table: Table = Arc::new(table);
+        let table = Arc::new(Shared { table, behaviour });
         let (udp, tcp) = bind_pair().await?;
         let addr = udp.local_addr()?;
         let queries = Arc::new(AtomicU64::new(0));
@@ -118,7 +140,8 @@ async fn bind_pair() -> TestResult<(UdpSocket, TcpListener)> {
     Err(format!("no loopback port free for both UDP and TCP: {last:?}").into())
 }
 
-fn answer(table: &Table, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
+fn answer(shared: &Shared, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
+    let table = &shared.table;
     let request = Message::from_vec(bytes).ok()?;
     let mut response = Message::new(
         request.metadata.id,
@@ -141,6 +164,33 @@ fn answer(table: &Table, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
         None if !known => response.metadata.response_code = ResponseCode::NXDomain,
         None => {}
     }
+    let behaviour = &shared.behaviour;
+    if response.answers.is_empty()
+        && let Some((zone, ttl, minimum)) = &behaviour.soa
+    {
+        let zone = Name::from_ascii(zone).ok()?;
+        let soa = hickory_proto::rr::rdata::SOA::new(
+            Name::from_ascii("ns").ok()?.append_domain(&zone).ok()?,
+            Name::from_ascii("hostmaster")
+                .ok()?
+                .append_domain(&zone)
+                .ok()?,
+            1,
+            3600,
+            600,
+            86_400,
+            *minimum,
+        );
+        response
+            .authorities
+            .push(Record::from_rdata(zone, *ttl, RData::SOA(soa)));
+    }
+    response
+        .authorities
+        .extend(behaviour.inject_authority.iter().cloned());
+    response
+        .additionals
+        .extend(behaviour.inject_additional.iter().cloned());
     let bytes = response.to_vec().ok()?;
     let limit = request
         .edns
@@ -148,6 +198,8 @@ fn answer(table: &Table, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
         .map_or(512, |e| usize::from(e.max_payload().max(512)));
     if udp && bytes.len() > limit {
         response.answers.clear();
+        response.authorities.clear();
+        response.additionals.clear();
         response.metadata.truncation = true;
         return response.to_vec().ok();
     }

@@ -40,6 +40,54 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Upstream servers for every name outside kadns zones.
     pub upstream: UpstreamConfig,
+    /// Per-domain forwarding: `"corp.example" = ["192.0.2.53:53"]` sends
+    /// `corp.example` and every name below it to those servers instead of
+    /// the default upstreams. The longest matching domain wins. Names in
+    /// kadns zones are never forwarded, whatever this says.
+    pub forward: ForwardZones,
+    /// The cache of forwarded answers.
+    pub forward_cache: ForwardCacheConfig,
+}
+
+/// Per-domain upstreams: domain → servers, tried in order.
+pub type ForwardZones = BTreeMap<String, Vec<SocketAddr>>;
+
+/// The cache of answers from upstream servers (see `docs/resolver.md`,
+/// "Forwarding").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ForwardCacheConfig {
+    /// Most bytes of forwarded answers held (default 16 MiB), counted as
+    /// each answer's wire size plus a per-entry overhead. When full, the
+    /// answers whose stale window ends soonest are evicted.
+    pub max_bytes: usize,
+    /// Longest a negative forwarded answer is cached, in seconds (default
+    /// 3600, unbound's `cache-max-negative-ttl`). Its TTL is otherwise the
+    /// RFC 2308 one: min(SOA TTL, SOA MINIMUM). Positive answers are capped
+    /// by `cache.max_ttl_secs`, as kadns answers are.
+    pub max_negative_ttl_secs: u32,
+    /// How long past its TTL a forwarded answer is still served, with TTL
+    /// 30, when every upstream fails (RFC 8767), in seconds (default 86 400).
+    /// 0 turns serve-stale off for forwarded names.
+    pub stale_window_secs: u64,
+    /// Refresh a cached answer in the background when a hit falls in the
+    /// last tenth of its TTL (default true; unbound's `prefetch`).
+    pub prefetch: bool,
+    /// Most prefetches under way at once (default 16).
+    pub max_prefetches: usize,
+}
+
+impl Default for ForwardCacheConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 16 << 20,
+            max_negative_ttl_secs: 3_600,
+            stale_window_secs: 86_400,
+            prefetch: true,
+            max_prefetches: 16,
+        }
+    }
 }
 
 /// Whole queries.
@@ -183,5 +231,13 @@ mod tests {
             toml::from_str::<Config>("[cache]\nmax_entrys = 3").is_err(),
             "typos are refused"
         );
+        let forward: Config = toml::from_str(
+            "[forward]\n\"corp.example\" = [\"192.0.2.53:53\", \"192.0.2.54:53\"]\n\
+             [forward_cache]\nstale_window_secs = 60\n",
+        )
+        .unwrap();
+        assert_eq!(forward.forward["corp.example"].len(), 2);
+        assert_eq!(forward.forward_cache.stale_window_secs, 60);
+        assert_eq!(forward.forward_cache.max_bytes, 16 << 20);
     }
 }

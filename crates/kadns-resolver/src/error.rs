@@ -45,6 +45,15 @@ pub enum Error {
         /// The upstream address.
         addr: SocketAddr,
     },
+    /// A per-domain forwarding entry (`[forward]`) names no domain, or no
+    /// server.
+    #[error("forward domain {name:?}: {reason}")]
+    ForwardDomain {
+        /// The domain as configured.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Why a [`BundleSource`](crate::BundleSource) could not complete a lookup.

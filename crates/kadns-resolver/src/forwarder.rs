@@ -1,6 +1,8 @@
-//! Forwarding upstream: server list and failover, time bounds, loop protection.
+//! Forwarding upstream: server choice (default and per-domain), failover,
+//! time bounds, loop protection, and the cache in front of it all
+//! (coalesced, scrubbed, stale-serving, prefetching).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -8,13 +10,20 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
+use tokio::sync::OnceCell;
+use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 
-use crate::config::UpstreamConfig;
+use crate::config::Config;
 use crate::error::{Error, ForwardError};
 use crate::exchange::exchange;
+use crate::forward_cache::{Bounds, ForwardCache, Key};
+pub use crate::forwarded::Forwarded;
 use crate::metrics::Metrics;
-use crate::resolv_conf;
+use crate::route::{ForwardTable, Router};
+use crate::saved_upstreams::SavedUpstreams;
+use crate::scrub::scrub;
+use crate::upstreams;
 
 /// EDNS payload size the resolver advertises in its own queries (the DNS
 /// flag day 2020 value: no IP fragmentation on common paths).
@@ -28,65 +37,113 @@ pub(crate) const LOOP_MARKER_OPTION: u16 = 65_431;
 /// The loop marker of one query in flight.
 type Marker = [u8; 8];
 
-/// Sends queries to the upstream servers, in order, within bounds.
+/// One upstream exchange shared by every identical query that arrives while
+/// it runs.
+type Flight = Arc<OnceCell<Result<Arc<Message>, ForwardError>>>;
+
+/// Sends queries to the upstream servers, in order, within bounds, through
+/// the forward cache.
 #[derive(Debug)]
 pub(crate) struct Forwarder {
     servers: Vec<SocketAddr>,
+    domains: ForwardTable,
+    /// Which names are kadns names: what scrubbing strips.
+    kadns: Router,
     attempt_timeout: Duration,
     total_timeout: Duration,
     max_in_flight: usize,
     /// The markers of the queries being forwarded right now.
     in_flight: Mutex<HashSet<Marker>>,
+    cache: ForwardCache,
+    flights: Mutex<HashMap<Key, Flight>>,
+    prefetch: bool,
+    max_prefetches: usize,
+    prefetches: Mutex<JoinSet<()>>,
     metrics: Arc<Metrics>,
 }
 
 impl Forwarder {
-    /// Picks the servers: the configured ones (an error if one is the
-    /// resolver itself), else resolv.conf's minus the resolver itself.
+    /// Picks the servers (see [`upstreams::select`]) and the per-domain
+    /// ones; an error if any of them is the resolver itself.
     pub(crate) fn new(
-        config: &UpstreamConfig,
+        config: &Config,
+        kadns: Router,
         own: &[SocketAddr],
         metrics: Arc<Metrics>,
+        saved: Option<&SavedUpstreams>,
     ) -> Result<Self, Error> {
-        let servers = if !config.servers.is_empty() {
-            if let Some(addr) = config.servers.iter().find(|s| is_self(**s, own)) {
-                return Err(Error::UpstreamIsSelf { addr: *addr });
-            }
-            config.servers.clone()
-        } else if let Some(path) = &config.resolv_conf {
-            let mut servers = resolv_conf::read(path);
-            servers.retain(|s| {
-                let ours = is_self(*s, own);
-                if ours {
-                    tracing::debug!(server = %s, "resolv.conf names this resolver itself: skipped");
-                }
-                !ours
-            });
-            servers
-        } else {
-            Vec::new()
-        };
+        let upstream = &config.upstream;
+        let servers = upstreams::select(upstream, own, saved)?;
         if servers.is_empty() {
             tracing::info!("no upstream servers: names outside kadns zones will get SERVFAIL");
         }
+        let mut domains = Vec::new();
+        for (text, list) in &config.forward {
+            let bad = |reason: &str| Error::ForwardDomain {
+                name: text.clone(),
+                reason: reason.to_owned(),
+            };
+            let name = Name::from_ascii(text.trim()).map_err(|e| bad(&e.to_string()))?;
+            if list.is_empty() {
+                return Err(bad("no server"));
+            }
+            if kadns.is_kadns(&name) {
+                return Err(bad("inside a kadns zone: kadns names are never forwarded"));
+            }
+            if let Some(addr) = list.iter().find(|s| is_self(**s, own)) {
+                return Err(Error::UpstreamIsSelf { addr: *addr });
+            }
+            domains.push((name, list.clone()));
+        }
+        let cache = &config.forward_cache;
         Ok(Self {
             servers,
-            attempt_timeout: Duration::from_millis(config.attempt_timeout_ms),
-            total_timeout: Duration::from_millis(config.total_timeout_ms),
-            max_in_flight: config.max_in_flight,
+            domains: ForwardTable::new(domains),
+            kadns,
+            attempt_timeout: Duration::from_millis(upstream.attempt_timeout_ms),
+            total_timeout: Duration::from_millis(upstream.total_timeout_ms),
+            max_in_flight: upstream.max_in_flight,
             in_flight: Mutex::default(),
+            cache: ForwardCache::new(Bounds {
+                max_bytes: cache.max_bytes,
+                max_ttl: config.cache.max_ttl_secs,
+                max_negative_ttl: cache.max_negative_ttl_secs,
+                stale_window: Duration::from_secs(cache.stale_window_secs),
+            }),
+            flights: Mutex::default(),
+            prefetch: cache.prefetch,
+            max_prefetches: cache.max_prefetches,
+            prefetches: Mutex::new(JoinSet::new()),
             metrics,
         })
     }
 
+    /// The default servers, in order.
     pub(crate) fn servers(&self) -> &[SocketAddr] {
         &self.servers
     }
 
+    /// The servers a query for `name` goes to: the longest matching
+    /// per-domain entry's, else the default ones. Decided once per query.
+    fn servers_for(&self, name: &Name) -> &[SocketAddr] {
+        match self.domains.lookup(name) {
+            Some((domain, servers)) => {
+                tracing::trace!(%domain, "per-domain forward");
+                servers
+            }
+            None => &self.servers,
+        }
+    }
+
     /// Forwards a client's query as it is (flags, EDNS and its options, the
     /// DO bit), under a fresh id, and returns the response with the client's
-    /// id and question put back.
-    pub(crate) async fn forward(&self, request: &Message) -> Result<Message, ForwardError> {
+    /// id and question put back: from the cache when it holds a fresh
+    /// answer, else from one exchange shared by every identical query in
+    /// flight, else (every upstream failed) stale from the cache.
+    pub(crate) async fn forward(
+        self: &Arc<Self>,
+        request: &Message,
+    ) -> Result<Forwarded, ForwardError> {
         if request.metadata.message_type != MessageType::Query
             || request.metadata.op_code != OpCode::Query
         {
@@ -107,36 +164,169 @@ impl Forwarder {
                 query_type: question.query_type,
             });
         }
-        let mut outgoing = request.clone();
-        // A TSIG signature covers the original id: it cannot travel on.
-        outgoing.signature = None;
-        let mut response = self.send(outgoing, question).await?;
-        response.metadata.id = request.metadata.id;
-        response.queries = request.queries.clone();
-        Ok(response)
+        let key = Key::of(request).ok_or(ForwardError::BadRequest {
+            reason: "not exactly one question",
+        })?;
+        let now = Instant::now();
+        if let Some(entry) = self.cache.get(&key, now)
+            && entry.is_fresh(now)
+        {
+            self.metrics.forward_cache_hits.inc();
+            if self.prefetch && entry.take_prefetch(now) {
+                self.spawn_prefetch(key, request.clone());
+            }
+            return Ok(Forwarded::new(
+                entry.fresh_response(now),
+                request,
+                false,
+                true,
+            ));
+        }
+        self.metrics.forward_cache_misses.inc();
+        let failure = match self.coalesced(&key, request).await {
+            Ok(response) if response.metadata.response_code != ResponseCode::ServFail => {
+                return Ok(Forwarded::new((*response).clone(), request, false, false));
+            }
+            Ok(response) => Ok(response),
+            Err(error) => Err(error),
+        };
+        // Every upstream failed: the last answer they gave, if the stale
+        // window still holds it (RFC 8767).
+        let now = Instant::now();
+        if let Some(entry) = self.cache.get(&key, now) {
+            if entry.is_fresh(now) {
+                return Ok(Forwarded::new(
+                    entry.fresh_response(now),
+                    request,
+                    false,
+                    true,
+                ));
+            }
+            self.metrics.forward_stale.inc();
+            tracing::debug!(name = %question.name, "upstreams failed: serving stale");
+            return Ok(Forwarded::new(entry.stale_response(), request, true, true));
+        }
+        failure.map(|response| Forwarded::new((*response).clone(), request, false, false))
     }
 
     /// Asks the upstreams for `name`/`query_type` with a query of the
-    /// resolver's own (RD set, EDNS without DO).
+    /// resolver's own (RD set, EDNS without DO), through the cache.
     pub(crate) async fn query(
-        &self,
+        self: &Arc<Self>,
         name: &Name,
         query_type: RecordType,
     ) -> Result<Message, ForwardError> {
         let mut query = Message::query();
         query.metadata.recursion_desired = true;
-        let question = Query::query(name.clone(), query_type);
-        query.add_query(question.clone());
+        query.add_query(Query::query(name.clone(), query_type));
         let mut edns = Edns::new();
         edns.set_max_payload(EDNS_PAYLOAD);
         query.set_edns(edns);
-        self.send(query, &question).await
+        self.forward(&query).await.map(|f| f.message)
+    }
+
+    /// One upstream exchange for `key`, shared by every query for it that
+    /// arrives while it runs; its scrubbed response cached when cacheable.
+    async fn coalesced(
+        self: &Arc<Self>,
+        key: &Key,
+        request: &Message,
+    ) -> Result<Arc<Message>, ForwardError> {
+        let flight = Arc::clone(self.lock_flights().entry(key.clone()).or_default());
+        let _leave = LeaveFlight {
+            forwarder: self,
+            key,
+            flight: &flight,
+        };
+        flight
+            .get_or_init(|| async {
+                let result = self.exchange_and_cache(key, request).await;
+                self.metrics
+                    .forward_cache_bytes
+                    .set(i64::try_from(self.cache.bytes()).unwrap_or(i64::MAX));
+                result
+            })
+            .await
+            .clone()
+    }
+
+    async fn exchange_and_cache(
+        &self,
+        key: &Key,
+        request: &Message,
+    ) -> Result<Arc<Message>, ForwardError> {
+        let [question] = request.queries.as_slice() else {
+            return Err(ForwardError::BadRequest {
+                reason: "not exactly one question",
+            });
+        };
+        let mut outgoing = request.clone();
+        // A TSIG signature covers the original id: it cannot travel on.
+        outgoing.signature = None;
+        let servers = self.servers_for(&question.name);
+        let mut response = self.send(outgoing, question, servers).await?;
+        let removed = scrub(&mut response, &question.name, &self.kadns);
+        if removed.total() > 0 {
+            self.metrics.forward_scrubbed.inc_by(removed.total() as u64);
+            tracing::debug!(
+                kadns = removed.kadns,
+                out_of_bailiwick = removed.out_of_bailiwick,
+                "scrubbed records from the upstream's response"
+            );
+        }
+        self.cache.cap_ttls(&mut response);
+        if let Some(ttl) = self.cache.insert(key.clone(), &response, Instant::now()) {
+            tracing::trace!(ttl, "forwarded answer cached");
+        }
+        Ok(Arc::new(response))
+    }
+
+    /// Refreshes `key` in the background (at most `max_prefetches` at once;
+    /// the tasks are owned here and end when the forwarder does).
+    fn spawn_prefetch(self: &Arc<Self>, key: Key, request: Message) {
+        let mut tasks = self
+            .prefetches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while let Some(done) = tasks.try_join_next() {
+            if let Err(error) = done
+                && error.is_panic()
+            {
+                tracing::error!(%error, "a prefetch task panicked");
+            }
+        }
+        if tasks.len() >= self.max_prefetches {
+            tracing::debug!(
+                limit = self.max_prefetches,
+                "prefetch skipped: too many under way"
+            );
+            return;
+        }
+        self.metrics.forward_prefetches.inc();
+        let this = Arc::clone(self);
+        tasks.spawn(async move {
+            if let Err(error) = this.coalesced(&key, &request).await {
+                tracing::debug!(%error, "prefetch failed");
+            }
+        });
+    }
+
+    fn lock_flights(&self) -> MutexGuard<'_, HashMap<Key, Flight>> {
+        // A map of shared cells: consistent after any panic.
+        self.flights
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The shared path: fresh id, loop marker, 0x20 case randomization,
     /// failover. `question` is the question as the caller asked it.
-    async fn send(&self, mut outgoing: Message, question: &Query) -> Result<Message, ForwardError> {
-        if self.servers.is_empty() {
+    async fn send(
+        &self,
+        mut outgoing: Message,
+        question: &Query,
+        servers: &[SocketAddr],
+    ) -> Result<Message, ForwardError> {
+        if servers.is_empty() {
             return Err(ForwardError::NoUpstream);
         }
         outgoing.metadata.id = rand::random();
@@ -158,7 +348,7 @@ impl Forwarder {
             LOOP_MARKER_OPTION,
             guard.marker.to_vec(),
         ));
-        let mut response = self.failover(&outgoing).await?;
+        let mut response = self.failover(&outgoing, servers).await?;
         // Answers for the question carry the name as the caller wrote it.
         for record in response.answers.iter_mut() {
             if record.name == sent.name {
@@ -188,14 +378,18 @@ impl Forwarder {
 
     /// Tries each server in order until one answers with something other than
     /// SERVFAIL or REFUSED, within the per-server and the total bound.
-    async fn failover(&self, query: &Message) -> Result<Message, ForwardError> {
+    async fn failover(
+        &self,
+        query: &Message,
+        servers: &[SocketAddr],
+    ) -> Result<Message, ForwardError> {
         let bytes = query.to_vec().map_err(|e| ForwardError::Encode {
             source: Arc::new(e),
         })?;
         let deadline = Instant::now() + self.total_timeout;
         let mut last_error = None;
         let mut last_refusal = None;
-        for server in &self.servers {
+        for server in servers {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 last_error = Some(ForwardError::Deadline {
@@ -259,6 +453,29 @@ impl Forwarder {
     }
 }
 
+/// Takes a finished (or abandoned) flight out of the map, however the
+/// waiter ends: a flight that is done is never joined again (the cache
+/// answers from then on), and one whose every waiter is gone is not left
+/// behind.
+struct LeaveFlight<'a> {
+    forwarder: &'a Forwarder,
+    key: &'a Key,
+    flight: &'a Flight,
+}
+
+impl Drop for LeaveFlight<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.forwarder.lock_flights();
+        let ours = flights
+            .get(self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, self.flight));
+        // The map's reference and ours: nobody else waits.
+        if ours && (self.flight.initialized() || Arc::strong_count(self.flight) <= 2) {
+            flights.remove(self.key);
+        }
+    }
+}
+
 /// Keeps a query's marker in flight until the forward ends, however it ends.
 struct FlightGuard<'a> {
     forwarder: &'a Forwarder,
@@ -287,6 +504,139 @@ pub(crate) fn is_self(server: SocketAddr, own: &[SocketAddr]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::UpstreamConfig;
+
+    fn new_forwarder(
+        upstream: &UpstreamConfig,
+        own: &[SocketAddr],
+        metrics: Arc<Metrics>,
+    ) -> Result<Forwarder, Error> {
+        let config = Config {
+            upstream: upstream.clone(),
+            ..Config::default()
+        };
+        Forwarder::new(&config, Router::default(), own, metrics, None)
+    }
+
+    /// A loopback UDP server that answers every query for `a.test.` with
+    /// one A record (TTL 300) after `delay`, counting the queries.
+    async fn slow_upstream(
+        delay: Duration,
+    ) -> (
+        SocketAddr,
+        Arc<std::sync::atomic::AtomicUsize>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        use hickory_proto::rr::{RData, Record, rdata::A};
+        let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = socket.local_addr().unwrap();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&count);
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0; 4096];
+            while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let query = Message::from_vec(&buf[..len]).unwrap();
+                let mut response = Message::response(query.metadata.id, OpCode::Query);
+                response.queries = query.queries.clone();
+                let name = query.queries[0].name.clone();
+                response.answers.push(Record::from_rdata(
+                    name,
+                    300,
+                    RData::A(A::new(192, 0, 2, 1)),
+                ));
+                let socket = Arc::clone(&socket);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = socket.send_to(&response.to_vec().unwrap(), from).await;
+                });
+            }
+        });
+        (addr, count, task)
+    }
+
+    fn a_query(name: &str) -> Message {
+        let mut query = Message::query();
+        query.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        query
+    }
+
+    #[tokio::test]
+    async fn identical_queries_share_one_exchange_then_hit_the_cache() {
+        let (addr, count, task) = slow_upstream(Duration::from_millis(200)).await;
+        let config = UpstreamConfig {
+            servers: vec![addr],
+            ..UpstreamConfig::default()
+        };
+        let metrics = Arc::new(Metrics::new());
+        let forwarder = Arc::new(new_forwarder(&config, &[], metrics.clone()).unwrap());
+        let mut waiters = JoinSet::new();
+        for i in 0..10u16 {
+            let forwarder = Arc::clone(&forwarder);
+            waiters.spawn(async move {
+                let mut query = a_query(if i % 2 == 0 { "a.test." } else { "A.TEST." });
+                query.metadata.id = i;
+                forwarder.forward(&query).await
+            });
+        }
+        while let Some(result) = waiters.join_next().await {
+            let forwarded = result.unwrap().unwrap();
+            assert_eq!(forwarded.message.answers.len(), 1);
+            assert_eq!(
+                forwarded.message.answers[0].name,
+                forwarded.message.queries[0].name
+            );
+        }
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "coalesced"
+        );
+        let again = forwarder.forward(&a_query("a.test.")).await.unwrap();
+        assert!(again.from_cache && !again.stale);
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1, "cached");
+        assert_eq!(metrics.forward_cache_hits.get(), 1);
+        assert!(forwarder.lock_flights().is_empty(), "no flight left behind");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn stale_when_the_upstream_is_gone() {
+        let (addr, _count, task) = slow_upstream(Duration::ZERO).await;
+        let config = Config {
+            upstream: UpstreamConfig {
+                servers: vec![addr],
+                attempt_timeout_ms: 200,
+                total_timeout_ms: 300,
+                ..UpstreamConfig::default()
+            },
+            cache: crate::config::CacheConfig {
+                max_ttl_secs: 1,
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        let forwarder = Arc::new(
+            Forwarder::new(
+                &config,
+                Router::default(),
+                &[],
+                Arc::new(Metrics::new()),
+                None,
+            )
+            .unwrap(),
+        );
+        let first = forwarder.forward(&a_query("a.test.")).await.unwrap();
+        assert_eq!(first.message.answers[0].ttl, 1, "capped by max_ttl_secs");
+        task.abort();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let stale = forwarder.forward(&a_query("a.test.")).await.unwrap();
+        assert!(stale.stale, "served stale");
+        assert_eq!(
+            stale.message.answers[0].ttl, 1,
+            "stale TTL is at most 30 and the record's own"
+        );
+    }
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -320,17 +670,17 @@ mod tests {
             resolv_conf: Some(path),
             ..UpstreamConfig::default()
         };
-        let forwarder = Forwarder::new(&config, &own, metrics.clone()).unwrap();
+        let forwarder = new_forwarder(&config, &own, metrics.clone()).unwrap();
         assert_eq!(forwarder.servers(), [addr("192.0.2.1:53")]);
         config.servers = vec![addr("192.0.2.2:53"), addr("127.0.0.1:53")];
         assert!(matches!(
-            Forwarder::new(&config, &own, metrics.clone()),
+            new_forwarder(&config, &own, metrics.clone()),
             Err(Error::UpstreamIsSelf { addr }) if addr == own[0]
         ));
         config.servers.clear();
         config.resolv_conf = None;
         assert!(
-            Forwarder::new(&config, &own, metrics)
+            new_forwarder(&config, &own, metrics)
                 .unwrap()
                 .servers()
                 .is_empty()
@@ -344,7 +694,7 @@ mod tests {
             max_in_flight: 2,
             ..UpstreamConfig::default()
         };
-        let forwarder = Forwarder::new(&config, &[], Arc::new(Metrics::new())).unwrap();
+        let forwarder = new_forwarder(&config, &[], Arc::new(Metrics::new())).unwrap();
         let a = forwarder.enter().unwrap();
         let b = forwarder.enter().unwrap();
         assert!(matches!(
@@ -361,8 +711,8 @@ mod tests {
     #[test]
     fn only_a_marker_in_flight_here_means_a_loop() {
         let config = UpstreamConfig::default();
-        let ours = Forwarder::new(&config, &[], Arc::new(Metrics::new())).unwrap();
-        let theirs = Forwarder::new(&config, &[], Arc::new(Metrics::new())).unwrap();
+        let ours = new_forwarder(&config, &[], Arc::new(Metrics::new())).unwrap();
+        let theirs = new_forwarder(&config, &[], Arc::new(Metrics::new())).unwrap();
         let (our_query, their_query) = (ours.enter().unwrap(), theirs.enter().unwrap());
         let with = |markers: &[Marker]| {
             let mut message = Message::query();

@@ -60,6 +60,8 @@ mod ede;
 mod error;
 mod exchange;
 mod fetch;
+mod forward_cache;
+mod forwarded;
 mod forwarder;
 mod memory_source;
 mod metrics;
@@ -68,21 +70,28 @@ mod records;
 mod resolv_conf;
 mod resolver;
 mod route;
+mod saved_upstreams;
+mod scrub;
 mod sequence_store;
 mod sled_sequences;
 mod source;
+mod upstreams;
 mod wildcard;
 
 pub use answer::{Answer, Outcome};
-pub use config::{CacheConfig, Config, DhtConfig, QueryConfig, UpstreamConfig};
+pub use config::{
+    CacheConfig, Config, DhtConfig, ForwardCacheConfig, ForwardZones, QueryConfig, UpstreamConfig,
+};
 pub use ede::{ExtendedError, MAX_EXTRA_TEXT};
 pub use error::{BoxError, Error, ForwardError, LookupError, SourceError, StoreError};
 pub use fetch::MAX_BACKGROUND_REFRESHES;
+pub use forwarder::Forwarded;
 pub use memory_source::MemorySource;
 pub use metrics::{Metrics, OutcomeLabels, ReasonLabels};
 pub use persist::{BundleStore, DEFAULT_PERSIST_MAX_BYTES, MemoryBundles, SledBundles};
 pub use resolver::{Builder, Resolver};
 pub use route::Route;
+pub use saved_upstreams::{SaveError, SavedUpstreams};
 pub use sequence_store::{MemorySequences, SequenceStore};
 pub use sled_sequences::SledSequences;
 pub use wildcard::{MAX_ROUNDS, PROBES_PER_ROUND};

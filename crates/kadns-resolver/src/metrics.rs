@@ -60,6 +60,23 @@ pub struct Metrics {
     /// Bundles in the persisted cache that failed re-validation or the
     /// rollback check and were deleted (`resolver_persisted_dropped_total`).
     pub persisted_dropped: Counter,
+    /// Forwarded queries answered fresh from the forward cache
+    /// (`resolver_forward_cache_hits_total`).
+    pub forward_cache_hits: Counter,
+    /// Forwarded queries that needed an upstream exchange, coalesced ones
+    /// included (`resolver_forward_cache_misses_total`).
+    pub forward_cache_misses: Counter,
+    /// Forwarded queries answered stale because every upstream failed
+    /// (`resolver_forward_stale_total`).
+    pub forward_stale: Counter,
+    /// Background refreshes of popular forwarded answers started
+    /// (`resolver_forward_prefetches_total`).
+    pub forward_prefetches: Counter,
+    /// Records stripped from upstream responses: kadns names, out of
+    /// bailiwick (`resolver_forward_scrubbed_total`).
+    pub forward_scrubbed: Counter,
+    /// Bytes held by the forward cache (`resolver_forward_cache_bytes`).
+    pub forward_cache_bytes: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Metrics {
@@ -134,6 +151,36 @@ impl Metrics {
             "resolver_persisted_dropped",
             "Persisted bundles that failed re-validation and were deleted",
             self.persisted_dropped.clone(),
+        );
+        registry.register(
+            "resolver_forward_cache_hits",
+            "Forwarded queries answered from the forward cache",
+            self.forward_cache_hits.clone(),
+        );
+        registry.register(
+            "resolver_forward_cache_misses",
+            "Forwarded queries that needed an upstream exchange",
+            self.forward_cache_misses.clone(),
+        );
+        registry.register(
+            "resolver_forward_stale",
+            "Forwarded queries answered stale because every upstream failed",
+            self.forward_stale.clone(),
+        );
+        registry.register(
+            "resolver_forward_prefetches",
+            "Background refreshes of forwarded answers started",
+            self.forward_prefetches.clone(),
+        );
+        registry.register(
+            "resolver_forward_scrubbed",
+            "Records stripped from upstream responses",
+            self.forward_scrubbed.clone(),
+        );
+        registry.register(
+            "resolver_forward_cache_bytes",
+            "Bytes held by the forward cache",
+            self.forward_cache_bytes.clone(),
         );
     }
 

@@ -15,11 +15,12 @@ use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::error::{Error, ForwardError, LookupError};
 use crate::fetch::Fetcher;
-use crate::forwarder::Forwarder;
+use crate::forwarder::{Forwarded, Forwarder};
 use crate::metrics::Metrics;
 use crate::persist::BundleStore;
 use crate::records::{Placement, negative_soa, records};
 use crate::route::{Route, Router};
+use crate::saved_upstreams::SavedUpstreams;
 use crate::sequence_store::{MemorySequences, SequenceStore};
 use crate::source::BundleSource;
 use crate::wildcard;
@@ -53,7 +54,7 @@ impl<S> std::fmt::Debug for Resolver<S> {
 struct Inner<S> {
     router: Router,
     fetcher: Arc<Fetcher<S>>,
-    forwarder: Forwarder,
+    forwarder: Arc<Forwarder>,
     metrics: Arc<Metrics>,
     max_cname_chain: usize,
     /// One deadline per query, for every step of it.
@@ -73,6 +74,7 @@ pub struct Builder<S> {
     persisted: Option<Arc<dyn BundleStore>>,
     metrics: Option<Arc<Metrics>>,
     local_addrs: Vec<SocketAddr>,
+    saved_upstreams: Option<SavedUpstreams>,
 }
 
 impl<S> std::fmt::Debug for Builder<S> {
@@ -114,6 +116,15 @@ impl<S: BundleSource> Builder<S> {
         self
     }
 
+    /// Where the upstreams of the last good start are kept: used when
+    /// resolv.conf names no server but this resolver itself (see
+    /// [`SavedUpstreams`]). Saving them is the caller's job, once it has
+    /// started well ([`Resolver::upstreams`]).
+    pub fn saved_upstreams(mut self, saved: SavedUpstreams) -> Self {
+        self.saved_upstreams = Some(saved);
+        self
+    }
+
     /// Checks the trust anchors, picks the upstream servers (reading
     /// resolv.conf if none are configured) and builds the resolver.
     pub fn build(self) -> Result<Resolver<S>, Error> {
@@ -133,11 +144,13 @@ impl<S: BundleSource> Builder<S> {
             anchors.push((apex, zone));
         }
         let metrics = self.metrics.unwrap_or_default();
-        let forwarder = Forwarder::new(
-            &self.config.upstream,
+        let forwarder = Arc::new(Forwarder::new(
+            &self.config,
+            Router::new(anchors.clone()),
             &self.local_addrs,
             Arc::clone(&metrics),
-        )?;
+            self.saved_upstreams.as_ref(),
+        )?);
         let cache = &self.config.cache;
         let shutdown = tokio_util::sync::CancellationToken::new();
         let fetcher = Fetcher {
@@ -216,6 +229,7 @@ impl<S: BundleSource> Resolver<S> {
             persisted: None,
             metrics: None,
             local_addrs: Vec::new(),
+            saved_upstreams: None,
         }
     }
 
@@ -267,7 +281,10 @@ impl<S: BundleSource> Resolver<S> {
     /// of them is [`ForwardError::Loop`]: this very query is being forwarded
     /// by this resolver right now, so it has come back through a loop.
     #[tracing::instrument(skip_all, fields(id = request.metadata.id, qname, qtype))]
-    pub async fn forward(&self, request: &Message) -> Result<Message, ForwardError> {
+    /// Answers come from the forward cache when it holds them; when every
+    /// upstream fails, a stale cached answer may be returned
+    /// ([`Forwarded::stale`]).
+    pub async fn forward(&self, request: &Message) -> Result<Forwarded, ForwardError> {
         if let Some(query) = request.queries.first() {
             let span = tracing::Span::current();
             span.record("qname", tracing::field::display(&query.name));
@@ -283,7 +300,7 @@ impl<S: BundleSource> Resolver<S> {
         match &result {
             Ok(response) => {
                 self.inner.metrics.count_outcome("upstream");
-                tracing::debug!(rcode = %response.metadata.response_code, "forwarded");
+                tracing::debug!(rcode = %response.message.metadata.response_code, stale = response.stale, "forwarded");
             }
             Err(error) => {
                 self.inner.metrics.count_outcome("servfail");

@@ -35,7 +35,7 @@ pub enum Route {
 }
 
 /// The routing table: trust anchors, and the zone-id rule.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Router {
     /// Anchor apex (fully qualified; `Name` compares and hashes
     /// case-insensitively) → zone.
@@ -76,6 +76,59 @@ impl Router {
             }
         }
         Route::Forward
+    }
+}
+
+impl Router {
+    /// True when `name` is inside a kadns zone (an answer for it can only
+    /// come from a verified bundle, never from an upstream).
+    pub(crate) fn is_kadns(&self, name: &Name) -> bool {
+        !matches!(self.route(name), Route::Forward)
+    }
+}
+
+/// Per-domain forwarding: which upstream servers a name outside kadns goes
+/// to. The longest configured suffix wins; names under none of them go to
+/// the default upstreams. Decided once per query, after [`Router::route`]
+/// has said "forward" (a kadns name is never forwarded, whatever this says).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ForwardTable {
+    /// Domain (fully qualified, compared case-insensitively) → its servers.
+    domains: HashMap<Name, Vec<std::net::SocketAddr>>,
+    /// Most labels among the domains.
+    max_labels: usize,
+}
+
+impl ForwardTable {
+    pub(crate) fn new(
+        domains: impl IntoIterator<Item = (Name, Vec<std::net::SocketAddr>)>,
+    ) -> Self {
+        let mut table = Self::default();
+        for (mut name, servers) in domains {
+            name.set_fqdn(true);
+            table.max_labels = table.max_labels.max(name.iter().count());
+            table.domains.insert(name, servers);
+        }
+        table
+    }
+
+    /// The servers for `name` and the domain that chose them, or `None`
+    /// for the default upstreams.
+    pub(crate) fn lookup(&self, name: &Name) -> Option<(&Name, &[std::net::SocketAddr])> {
+        if self.domains.is_empty() {
+            return None;
+        }
+        let mut name = name.clone();
+        name.set_fqdn(true);
+        let labels = name.iter().count();
+        // Longest suffix first; `trim_to(0)` is the root, a valid domain too.
+        for keep in (0..=labels.min(self.max_labels)).rev() {
+            let suffix = name.trim_to(keep);
+            if let Some((domain, servers)) = self.domains.get_key_value(&suffix) {
+                return Some((domain, servers.as_slice()));
+            }
+        }
+        None
     }
 }
 
@@ -157,6 +210,25 @@ mod tests {
         );
         assert_eq!(router.route(&name("kad.")), Route::Forward);
         assert_eq!(router.route(&name("notexample.kad.")), Route::Forward);
+    }
+
+    #[test]
+    fn forward_table_longest_suffix_wins() {
+        let a: std::net::SocketAddr = "127.0.0.1:5301".parse().unwrap();
+        let b: std::net::SocketAddr = "127.0.0.1:5302".parse().unwrap();
+        let table = ForwardTable::new([
+            (name("corp.example"), vec![a]),
+            (name("lab.Corp.Example."), vec![b]),
+        ]);
+        assert_eq!(table.lookup(&name("www.corp.example.")).unwrap().1, [a]);
+        assert_eq!(table.lookup(&name("CORP.EXAMPLE")).unwrap().1, [a]);
+        assert_eq!(table.lookup(&name("x.lab.corp.example.")).unwrap().1, [b]);
+        assert_eq!(table.lookup(&name("lab.corp.example.")).unwrap().1, [b]);
+        assert!(table.lookup(&name("notcorp.example.")).is_none());
+        assert!(table.lookup(&name("example.")).is_none());
+        assert!(ForwardTable::default().lookup(&name("a.b.")).is_none());
+        let root = ForwardTable::new([(Name::root(), vec![a])]);
+        assert_eq!(root.lookup(&name("anything.test.")).unwrap().1, [a]);
     }
 
     #[test]

@@ -14,7 +14,9 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use kadns_resolver::{BundleSource, ExtendedError, Outcome, Resolver, Route};
 use tracing::{Instrument, debug, debug_span, warn};
 
+use crate::flags;
 use crate::metrics::{QueryLabels, StubMetrics};
+use crate::truncation;
 
 /// Answers DNS requests through a [`Resolver`].
 ///
@@ -75,7 +77,9 @@ impl<S: BundleSource> StubHandler<S> {
 
     async fn reply(&self, request: &Request) -> Reply {
         if request.metadata.op_code != OpCode::Query {
-            return Reply::error(request, ResponseCode::NotImp, "notimp");
+            let mut reply = Reply::error(request, ResponseCode::NotImp, "notimp");
+            flags::not_a_query(&mut reply.metadata);
+            return reply;
         }
         if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             return Reply::error(request, ResponseCode::BADVERS, "badvers");
@@ -107,7 +111,7 @@ impl<S: BundleSource> StubHandler<S> {
                 self.metrics.kadns_queries.inc();
                 let answer = self.resolver.lookup(query.name(), query.query_type()).await;
                 let mut reply = Reply::error(request, answer.response_code(), "");
-                reply.metadata.authentic_data = answer.authenticated;
+                flags::kadns_answer(&mut reply.metadata, request, answer.authenticated);
                 reply.outcome = match &answer.outcome {
                     Outcome::Records => "noerror",
                     Outcome::NxDomain => "nxdomain",
@@ -134,14 +138,26 @@ impl<S: BundleSource> StubHandler<S> {
             }
         };
         match self.resolver.forward(&message).await {
-            Ok(response) => {
+            Ok(forwarded) => {
+                let stale = forwarded.stale;
+                let response = forwarded.message;
                 let mut reply = Reply::error(request, response.metadata.response_code, "upstream");
                 // The upstream is trusted as the system trusted it before kadns:
-                // its AD bit is passed on, never invented.
-                reply.metadata.authentic_data = response.metadata.authentic_data;
+                // its AD bit is passed on (when asked for), never invented.
+                flags::forwarded_answer(
+                    &mut reply.metadata,
+                    request,
+                    response.metadata.authentic_data,
+                );
                 reply.answers = response.answers;
                 reply.authorities = response.authorities;
                 reply.additionals = response.additionals;
+                if stale {
+                    reply.extended_error = Some(ExtendedError::new(
+                        ExtendedError::STALE_ANSWER,
+                        "every upstream failed; answered from the forward cache",
+                    ));
+                }
                 reply
             }
             Err(error) => {
@@ -165,6 +181,41 @@ impl<S: BundleSource> StubHandler<S> {
         edns.set_dnssec_ok(client.flags().dnssec_ok);
         Some(edns)
     }
+}
+
+/// Over UDP, a reply that does not fit the client's limit becomes a clean TC
+/// reply: header and question (and the OPT record), no partial record. See
+/// [`truncation`]; the client retries over TCP and gets it whole.
+fn fit_udp(
+    request: &Request,
+    edns: Option<&Edns>,
+    mut reply: Reply,
+    metrics: &StubMetrics,
+) -> Reply {
+    if request.protocol() != Protocol::Udp {
+        return reply;
+    }
+    let limit = truncation::udp_limit(edns);
+    let len = truncation::encoded_len(
+        request,
+        edns,
+        reply.metadata,
+        &reply.answers,
+        &reply.authorities,
+        &reply.additionals,
+    );
+    if truncation::must_truncate(len, limit) {
+        debug!(
+            ?len,
+            limit, "too big for UDP: truncated, the client retries over TCP"
+        );
+        metrics.truncated_responses.inc();
+        reply.metadata.truncation = true;
+        reply.answers.clear();
+        reply.authorities.clear();
+        reply.additionals.clear();
+    }
+    reply
 }
 
 #[async_trait::async_trait]
@@ -199,6 +250,7 @@ impl<S: BundleSource> RequestHandler for StubHandler<S> {
         if let (Some(edns), Some(ede)) = (edns.as_mut(), reply.extended_error.as_ref()) {
             add_extended_error(edns, ede);
         }
+        let reply = fit_udp(request, edns.as_ref(), reply, &self.metrics);
         let mut builder = MessageResponseBuilder::from_message_request(request);
         if let Some(edns) = edns.as_ref() {
             builder.edns(edns);

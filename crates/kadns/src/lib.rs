@@ -22,6 +22,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod flags;
 mod handler;
 mod metrics;
 mod metrics_server;
@@ -30,6 +31,7 @@ mod serve_config;
 mod service;
 mod stub;
 mod stub_config;
+mod truncation;
 
 pub use handler::StubHandler;
 pub use metrics::{QueryLabels, StubMetrics};

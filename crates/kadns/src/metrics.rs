@@ -23,6 +23,8 @@ pub struct StubMetrics {
     pub kadns_queries: Counter,
     /// Queries forwarded to the upstream DNS.
     pub forwarded_queries: Counter,
+    /// UDP responses too big for the client, sent as a TC reply instead.
+    pub truncated_responses: Counter,
 }
 
 impl StubMetrics {
@@ -42,6 +44,11 @@ impl StubMetrics {
             "stub_forwarded_queries",
             "Queries forwarded upstream",
             self.forwarded_queries.clone(),
+        );
+        registry.register(
+            "stub_truncated_responses",
+            "UDP responses too big for the client, sent truncated (TC)",
+            self.truncated_responses.clone(),
         );
     }
 

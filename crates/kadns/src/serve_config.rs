@@ -28,6 +28,9 @@ use crate::stub_config::StubConfig;
 ///
 /// [metrics]
 /// listen = "127.0.0.1:9153"
+///
+/// [forward]
+/// "corp.example" = ["192.0.2.53:53"]
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -44,6 +47,10 @@ pub struct ServeConfig {
     pub resolver: kadns_resolver::Config,
     /// The Prometheus endpoint. Absent: no metrics are served.
     pub metrics: Option<MetricsConfig>,
+    /// Per-domain forwarding: `"corp.example" = ["192.0.2.53:53"]` sends
+    /// that domain and every name below it to its own servers (longest
+    /// domain wins). Merged into `resolver.forward`.
+    pub forward: kadns_resolver::ForwardZones,
     /// Zones this node keeps alive in the DHT for their owner (`[[publish]]`
     /// entries). None by default.
     pub publish: Vec<PublishConfig>,
@@ -171,6 +178,14 @@ impl ServeConfig {
         })
     }
 
+    /// The resolver configuration in effect: `resolver`, with the
+    /// top-level `[forward]` entries added (they win over `resolver.forward`).
+    pub fn resolver_config(&self) -> kadns_resolver::Config {
+        let mut resolver = self.resolver.clone();
+        resolver.forward.extend(self.forward.clone());
+        resolver
+    }
+
     /// The data directory in effect.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(default_data_dir)
@@ -237,11 +252,17 @@ bootstrap = ["/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387J
 servers = ["127.0.0.1:5300"]
 [metrics]
 listen = "127.0.0.1:9153"
+[forward]
+"corp.example" = ["192.0.2.53:53"]
 "#;
         let config: ServeConfig = toml::from_str(text).unwrap();
         assert_eq!(config.dns.listen, vec!["127.0.0.1:5353".parse().unwrap()]);
         assert_eq!(config.p2p.bootstrap.len(), 1);
         assert_eq!(config.resolver.trust_anchors.len(), 1);
+        assert_eq!(
+            config.resolver_config().forward["corp.example"],
+            vec!["192.0.2.53:53".parse::<std::net::SocketAddr>().unwrap()]
+        );
         assert_eq!(
             config.metrics,
             Some(MetricsConfig::new("127.0.0.1:9153".parse().unwrap()))

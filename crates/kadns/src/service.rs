@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kadns_dht::{Handle, Mode, Multiaddr, Node};
-use kadns_resolver::{Resolver, SledSequences};
+use kadns_resolver::{Resolver, SavedUpstreams, SledSequences};
 use prometheus_client::registry::Registry;
 use tracing::info;
 
@@ -113,12 +113,18 @@ impl Service {
         // The last verified bundles, beside the sequences: a stub restarted
         // while the network is down still answers from them (stale).
         let persisted = sequences.bundles(config.resolver.cache.persist_max_bytes)?;
-        let resolver = Resolver::builder(config.resolver.clone(), node.handle())
+        let saved = SavedUpstreams::at(config.data_dir().join("upstreams"));
+        let resolver = Resolver::builder(config.resolver_config(), node.handle())
             .sequences(sequences)
             .persisted_cache(persisted)
             .local_addrs(config.dns.listen.iter().copied())
+            .saved_upstreams(saved.clone())
             .build()?;
         let stub = Stub::bind(&config.dns, resolver.clone()).await?;
+        // A good start: these upstreams work around the reboot trap next time.
+        if let Err(error) = saved.save(resolver.upstreams()) {
+            tracing::warn!(%error, "cannot save the upstreams for the next start");
+        }
         let metrics = match &config.metrics {
             None => None,
             Some(metrics) => {

@@ -127,7 +127,9 @@ async fn raw_client_queries_are_forwarded_as_they_are() -> TestResult {
     edns.set_max_payload(4000);
     request.set_edns(edns);
 
-    let response = timeout(TEST_BOUND, resolver.forward(&request)).await??;
+    let response = timeout(TEST_BOUND, resolver.forward(&request))
+        .await??
+        .message;
     assert_eq!(response.metadata.id, 4321);
     assert!(
         response.queries[0].name.eq_case(&name("big.Example.com.")),
@@ -280,7 +282,7 @@ async fn a_query_that_comes_back_while_forwarded_gets_servfail() -> TestResult {
         Box::pin(async move {
             let resolver = back.get()?;
             match resolver.forward(&query).await {
-                Ok(response) => Some(response),
+                Ok(response) => Some(response.message),
                 Err(_) => Some(
                     Message::error_msg(query.metadata.id, OpCode::Query, ResponseCode::ServFail)
                         .into_response_for(&query),
@@ -335,7 +337,7 @@ impl ForQuery for Message {
 
 #[tokio::test]
 #[traced_test]
-async fn concurrent_identical_queries_are_both_forwarded_not_taken_for_a_loop() -> TestResult {
+async fn concurrent_identical_queries_are_answered_not_taken_for_a_loop() -> TestResult {
     // A slow upstream, so that both forwards are in flight at once. A client
     // that retransmits sends the very same question, letter case included.
     let server = TestServer::start(Arc::new(|query: Message, transport| {
@@ -357,7 +359,7 @@ async fn concurrent_identical_queries_are_both_forwarded_not_taken_for_a_loop() 
         tokio::join!(resolver.forward(&query), resolver.forward(&query))
     })
     .await?;
-    for response in [first?, second?] {
+    for response in [first?.message, second?.message] {
         assert_eq!(response.metadata.response_code, ResponseCode::NoError);
         assert_eq!(response.answers.len(), 1);
         assert_eq!(response.answers[0].name, name("MiXeD.Example.com."));

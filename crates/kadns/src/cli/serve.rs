@@ -41,6 +41,10 @@ pub(crate) struct ServeArgs {
     /// Run the DHT node as a client: look records up, store none for others.
     #[arg(long)]
     dht_client: bool,
+    /// Forward DOMAIN and the names below it to ADDR:PORT (repeatable; the
+    /// longest domain wins), e.g. corp.example=192.0.2.53:53.
+    #[arg(long, value_name = "DOMAIN=ADDR:PORT", value_parser = parse_forward)]
+    forward: Vec<(String, SocketAddr)>,
     /// Serve Prometheus metrics on http://ADDR:PORT/metrics [default: off].
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
@@ -51,6 +55,15 @@ pub(crate) fn parse_anchor(text: &str) -> Result<(String, String), String> {
     zone.parse::<kadns_record::ZoneId>()
         .map_err(|e| format!("bad zone id for {name}: {e}"))?;
     Ok((name.trim().to_owned(), zone.trim().to_owned()))
+}
+
+pub(crate) fn parse_forward(text: &str) -> Result<(String, SocketAddr), String> {
+    let (domain, addr) = text.split_once('=').ok_or("expected DOMAIN=ADDR:PORT")?;
+    let addr = addr
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad server address for {domain}: {e}"))?;
+    Ok((domain.trim().to_owned(), addr))
 }
 
 impl ServeArgs {
@@ -80,6 +93,9 @@ impl ServeArgs {
             config.resolver.upstream.servers = self.upstream;
         }
         config.resolver.trust_anchors.extend(self.anchor);
+        for (domain, addr) in self.forward {
+            config.forward.entry(domain).or_default().push(addr);
+        }
         if let Some(listen) = self.metrics {
             config.metrics = Some(kadns::MetricsConfig::new(listen));
         }

@@ -259,7 +259,9 @@ async fn run() -> TestResult {
 
     assert_alive(&mut node)?;
     for over_tcp in [false, true] {
-        let query = query_message("wWw.TeSt.KaD.", RecordType::A, Some(1232))?;
+        let mut query = query_message("wWw.TeSt.KaD.", RecordType::A, Some(1232))?;
+        // AD only when asked for (RFC 6840 §5.8).
+        query.metadata.authentic_data = true;
         let reply = if over_tcp {
             client::tcp(tcp, &query).await?
         } else {

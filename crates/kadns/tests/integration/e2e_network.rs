@@ -374,7 +374,8 @@ async fn run() -> TestResult {
             verify(c, response, transport)?;
         }
     }
-    assert!(upstream.queries() >= 2, "the outside name went upstream");
+    // Once: the second transport's query is answered from the forward cache.
+    assert!(upstream.queries() >= 1, "the outside name went upstream");
     drop(nodes);
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 mod e2e_deadline;
 mod e2e_demo;
+mod e2e_flags;
+mod e2e_forward;
 mod e2e_glibc;
 mod e2e_keepalive;
 mod e2e_malformed;
