@@ -13,6 +13,7 @@ use kadns_dht::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ZonePublishError;
+use crate::warning::ZoneWarning;
 use crate::zone_publisher::{RoundReport, ZoneCheck, ZonePublisher};
 
 /// How often [`KeepAlive`] looks at the zone file and the clock by default.
@@ -51,6 +52,9 @@ pub enum KeepAliveEvent<'a> {
     /// A round failed (the state could not be written, for example); it is
     /// tried again at the next poll.
     RoundFailed(&'a ZonePublishError),
+    /// The zone file changed and was accepted with warnings (TTLs clamped,
+    /// duplicates dropped), each naming its line.
+    ZoneWarnings(&'a [ZoneWarning]),
 }
 
 /// Keeps one zone alive in the DHT: re-signs every name before its signature
@@ -144,7 +148,12 @@ impl KeepAlive {
             }
             match publisher.check_zone_file() {
                 Ok(ZoneCheck::Unchanged) => {}
-                Ok(ZoneCheck::Changed { .. }) => pending = true,
+                Ok(ZoneCheck::Changed { .. }) => {
+                    pending = true;
+                    if !publisher.warnings().is_empty() {
+                        on_event(KeepAliveEvent::ZoneWarnings(publisher.warnings()));
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(zone = %publisher.zone_id(), %error, "zone file edit refused; what is published is unchanged");
                     on_event(KeepAliveEvent::ZoneRejected(&error));

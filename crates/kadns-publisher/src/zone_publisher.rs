@@ -17,6 +17,7 @@ use crate::plan::{Plan, next_due, plan, records_digest};
 use crate::publish::{DEFAULT_PUBLISH_CONCURRENCY, NamePublished, publish};
 use crate::published::{Digest, NameEntry, PublishLock, PublishedState};
 use crate::signer::Signer;
+use crate::warning::ZoneWarning;
 use crate::zonefile::ParsedZone;
 
 /// Publishes one zone incrementally, keeping what it published in a
@@ -59,6 +60,8 @@ pub struct ZonePublisher {
     digests: BTreeMap<OwnerName, Digest>,
     /// What the zone file looked like when last read.
     seen: Option<FileSeen>,
+    /// What the parser changed or dropped in `zone` (clamped TTLs, duplicates).
+    warnings: Vec<ZoneWarning>,
     state: PublishedState,
     /// Names whose last put reached nobody, with when to try again.
     held: BTreeMap<OwnerName, u64>,
@@ -180,6 +183,7 @@ impl ZonePublisher {
             zone: BTreeMap::new(),
             digests: BTreeMap::new(),
             seen: None,
+            warnings: Vec::new(),
             state,
             held: BTreeMap::new(),
             due: None,
@@ -261,6 +265,7 @@ impl ZonePublisher {
             Err(_) => ParsedZone::from_file(&self.zone_path, self.origin.as_ref())?,
         };
         let prepared = self.signer.prepare_zone(&parsed)?;
+        self.warnings = parsed.warnings().to_vec();
         self.zone = prepared
             .into_iter()
             .map(|p| {
@@ -288,6 +293,12 @@ impl ZonePublisher {
         Ok(ZoneCheck::Changed {
             names: self.zone.len(),
         })
+    }
+
+    /// The warnings of the zone file last read and accepted: what the parser
+    /// changed (TTLs clamped) or dropped (duplicates), each with its line.
+    pub fn warnings(&self) -> &[ZoneWarning] {
+        &self.warnings
     }
 
     /// When, in unix seconds, a round next has work without the zone file

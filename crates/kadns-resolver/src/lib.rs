@@ -94,8 +94,8 @@ pub use route::Route;
 pub use saved_upstreams::{SaveError, SavedUpstreams};
 pub use sequence_store::{MemorySequences, SequenceStore};
 pub use sled_sequences::SledSequences;
-pub use wildcard::{MAX_ROUNDS, PROBES_PER_ROUND};
 pub use source::{BundleSource, SourceAnswer};
+pub use wildcard::{MAX_ROUNDS, PROBES_PER_ROUND};
 
 // Re-exported so that users get the same versions the resolver uses.
 pub use hickory_proto;

@@ -39,12 +39,15 @@ pub(crate) fn open(entries: &[PublishConfig]) -> Result<Vec<ZonePublisher>, Serv
                 })?;
             let mut config = Config::default();
             config.validity_secs = entry.validity.as_secs();
-            ZonePublisher::open(&entry.key, &entry.zone, origin.as_ref(), &config).map_err(
-                |source| ServiceError::Publish {
+            let publisher = ZonePublisher::open(&entry.key, &entry.zone, origin.as_ref(), &config)
+                .map_err(|source| ServiceError::Publish {
                     key: entry.key.clone(),
                     source,
-                },
-            )
+                })?;
+            for warning in publisher.warnings() {
+                tracing::warn!(zone = %publisher.zone_id(), "{warning}");
+            }
+            Ok(publisher)
         })
         .collect()
 }
@@ -77,6 +80,11 @@ impl Publishers {
                         }
                         // KeepAlive logs these itself, at warn and error.
                         KeepAliveEvent::ZoneRejected(_) | KeepAliveEvent::RoundFailed(_) => {}
+                        KeepAliveEvent::ZoneWarnings(warnings) => {
+                            for warning in warnings {
+                                tracing::warn!(%zone, "{warning}");
+                            }
+                        }
                         _ => {}
                     })
                     .await;

@@ -289,6 +289,10 @@ fn publish_zone(args: PublishArgs) -> anyhow::Result<ExitCode> {
             let mut config = Config::default();
             config.validity_secs = args.validity.as_secs();
             let publisher = ZonePublisher::open(key, zone_file, args.origin.as_ref(), &config)?;
+            // Accepted but changed (clamped TTLs, duplicates): the operator should know.
+            for warning in publisher.warnings() {
+                eprintln!("{warning}");
+            }
             if publisher.names() == 0 {
                 bail!(
                     "zone {} has no names: nothing to publish",
@@ -454,6 +458,11 @@ async fn keep_alive(dht: Handle, publisher: ZonePublisher) -> anyhow::Result<Exi
         }
         KeepAliveEvent::RoundFailed(error) => {
             eprintln!("kadns: publishing round failed (retrying): {error}");
+        }
+        KeepAliveEvent::ZoneWarnings(warnings) => {
+            for warning in warnings {
+                eprintln!("{warning}");
+            }
         }
         _ => {}
     });
