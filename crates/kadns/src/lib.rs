@@ -33,6 +33,7 @@ mod stub_config;
 pub use handler::StubHandler;
 pub use metrics::{QueryLabels, StubMetrics};
 pub use serve_config::{ConfigError, MetricsConfig, P2pConfig, ServeConfig, default_data_dir};
+pub use serve_config::{DhtConfig, MIN_REPLICATION_INTERVAL};
 pub use service::{Service, ServiceError};
 pub use stub::{Stub, StubError};
 pub use stub_config::{DEFAULT_MAX_UDP_PAYLOAD, StubConfig};

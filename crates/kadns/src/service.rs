@@ -63,6 +63,8 @@ impl Service {
         dht.listen = config.p2p.listen.clone();
         dht.bootstrap = config.p2p.bootstrap.clone();
         dht.mode = Mode::Server;
+        // Re-replication is on for every serving node (docs/dht.md).
+        dht.replication_interval = Some(config.dht.replication_interval);
         let node = Node::spawn(dht).await?;
         match Self::start_resolver(config, &node).await {
             Ok((resolver, stub, metrics)) => {
