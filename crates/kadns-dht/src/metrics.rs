@@ -45,6 +45,9 @@ pub struct Metrics {
     /// Replication and handover pushes sent and not answered yet (at most
     /// `MAX_REPLICATION_IN_FLIGHT`).
     pub replication_in_flight: Gauge,
+    /// Walk steps that waited because `MAX_REPLICATION_IN_FLIGHT` pushes
+    /// were unanswered (slow or silent peers).
+    pub replication_capped: Counter,
     /// Unreachable peers removed from the routing table and saved peers.
     pub peers_removed: Counter,
     /// Expired records removed from disk.
@@ -114,6 +117,11 @@ impl Metrics {
             "replication_in_flight",
             "Replication and handover pushes not answered yet",
             self.replication_in_flight.clone(),
+        );
+        r.register(
+            "replication_capped",
+            "Replication steps that waited for unanswered pushes",
+            self.replication_capped.clone(),
         );
         r.register(
             "peers_removed",

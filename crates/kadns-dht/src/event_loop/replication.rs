@@ -161,6 +161,7 @@ impl EventLoop {
     /// pushes past [`MAX_REPLICATION_IN_FLIGHT`]; the next step resumes there.
     fn walk_step(&mut self, mut walk: Walk, periodic: bool) -> Progress {
         if self.replication.in_flight >= MAX_REPLICATION_IN_FLIGHT {
+            self.metrics.replication_capped.inc();
             return Progress::More(walk);
         }
         if walk.targets.as_ref().is_some_and(HashSet::is_empty) {
@@ -203,6 +204,7 @@ impl EventLoop {
                 .filter(|p| walk.targets.as_ref().is_none_or(|t| t.contains(p)))
                 .collect();
             if self.replication.in_flight + peers.len() > MAX_REPLICATION_IN_FLIGHT {
+                self.metrics.replication_capped.inc();
                 return Progress::More(walk);
             }
             walk.cursor = Some(key);

@@ -6,5 +6,6 @@ mod support;
 mod crash;
 mod hostile;
 mod put_get;
+mod replication;
 mod restart;
 mod survivors;
