@@ -28,8 +28,12 @@ use crate::metrics::Metrics;
 use crate::protocol::{StoreRequest, StoreResponse};
 use crate::store::unix_now;
 
+mod group_commit;
 mod peer_health;
 mod replication;
+
+use group_commit::Acks;
+pub use group_commit::MAX_COMMIT_GROUP;
 
 use peer_health::PeerHealth;
 pub use peer_health::{MAX_PEER_FAILURES, MAX_TRACKED_FAILURES};
@@ -106,6 +110,7 @@ pub struct EventLoop {
     replication: Replication,
     health: PeerHealth,
     purge_backlog: bool,
+    acks: Acks,
     listen_addrs: Vec<Multiaddr>,
 }
 
@@ -172,6 +177,7 @@ impl EventLoop {
             replication: Replication::default(),
             health: PeerHealth::default(),
             purge_backlog: false,
+            acks: Acks::default(),
             listen_addrs: Vec::new(),
         };
         (event_loop, handle)
@@ -251,6 +257,7 @@ impl EventLoop {
                 _ => {}
             }
             self.on_swarm_event(event);
+            self.commit_group();
         }
         for (peer, addrs) in dials {
             if let Err(e) = self
@@ -299,7 +306,10 @@ impl EventLoop {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                event = self.swarm.select_next_some() => {
+                    self.on_swarm_event(event);
+                    self.commit_group();
+                }
                 command = self.commands.recv(), if self.accepting() => match command {
                     Some(Command::Shutdown { reply }) => {
                         self.flush();
@@ -769,33 +779,7 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let response = if self.mode == Mode::Server {
-                    let store = self.swarm.behaviour_mut().kad.store_mut();
-                    match store.offer(&request.key, &request.bytes, unix_now(), Some(peer)) {
-                        Ok(_) => {
-                            if self.replication.received.len() < MAX_REPLICATION_SKIP {
-                                self.replication.received.insert(request.key);
-                            }
-                            StoreResponse::Stored
-                        }
-                        Err(refusal) => StoreResponse::Refused {
-                            reason: refusal.reason().to_owned(),
-                        },
-                    }
-                } else {
-                    StoreResponse::Refused {
-                        reason: "not_server".to_owned(),
-                    }
-                };
-                if self
-                    .swarm
-                    .behaviour_mut()
-                    .store
-                    .send_response(channel, response)
-                    .is_err()
-                {
-                    tracing::debug!(%peer, "store requester went away before the answer");
-                }
+                self.on_store_request(peer, request, channel);
             }
             request_response::Event::Message {
                 peer,
