@@ -96,7 +96,9 @@ impl EventLoop {
     /// A peer entered the routing table: it gets the records it is now among
     /// the closest to, in the next handover walk.
     pub(super) fn on_new_peer(&mut self, peer: PeerId) {
-        if self.mode != crate::config::Mode::Server {
+        // A client holds nothing for others; with replication off, a node
+        // hands nothing on (tests that want only what they caused).
+        if self.mode != crate::config::Mode::Server || self.replication_interval.is_none() {
             return;
         }
         let r = &mut self.replication;
