@@ -38,7 +38,9 @@ pub use group_commit::MAX_COMMIT_GROUP;
 use peer_health::PeerHealth;
 pub use peer_health::{MAX_PEER_FAILURES, MAX_TRACKED_FAILURES};
 use replication::Replication;
-pub use replication::{HANDOVER_DEBOUNCE, MAX_HANDOVER_PEERS, MIN_REPLICATION_INTERVAL};
+pub use replication::{
+    HANDOVER_DEBOUNCE, MAX_HANDOVER_PEERS, MIN_REPLICATION_INTERVAL, REPLICATION_PUSHERS,
+};
 
 /// Commands waiting in the handle's channel before senders wait.
 pub const COMMAND_CHANNEL_LEN: usize = 256;

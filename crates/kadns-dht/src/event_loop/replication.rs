@@ -21,6 +21,11 @@ pub const HANDOVER_DEBOUNCE: Duration = Duration::from_secs(1);
 /// Most newly joined peers waiting for a handover walk; more are left to the
 /// next periodic round.
 pub const MAX_HANDOVER_PEERS: usize = 256;
+/// In a periodic round, only the nodes that are this many closest to a key
+/// (in their own routing table) push it; a holder outside the k closest
+/// pushes too (it hands the record on). Without it, every holder pushes every
+/// record whenever the "recently received" skips line up, k times the work.
+pub const REPLICATION_PUSHERS: usize = 3;
 /// Shortest replication interval the loop accepts (shorter ones are raised
 /// to it): a round must have time to read a batch before the next begins.
 pub const MIN_REPLICATION_INTERVAL: Duration = Duration::from_secs(1);
@@ -195,7 +200,7 @@ impl EventLoop {
                 continue;
             }
             let target = kad::KBucketKey::new(RecordKey::new(key.as_bytes()));
-            let peers: Vec<PeerId> = self
+            let closest: Vec<PeerId> = self
                 .swarm
                 .behaviour_mut()
                 .kad
@@ -203,6 +208,20 @@ impl EventLoop {
                 .map(|k| *k.preimage())
                 .filter(|p| *p != local)
                 .take(k)
+                .collect();
+            if periodic {
+                let own = target.distance(&kad::KBucketKey::from(local));
+                let rank = closest
+                    .iter()
+                    .take_while(|p| target.distance(&kad::KBucketKey::from(**p)) < own)
+                    .count();
+                if rank >= REPLICATION_PUSHERS && rank < closest.len().min(k) {
+                    walk.cursor = Some(key);
+                    continue;
+                }
+            }
+            let peers: Vec<PeerId> = closest
+                .into_iter()
                 .filter(|p| walk.targets.as_ref().is_none_or(|t| t.contains(p)))
                 .collect();
             if self.replication.in_flight + peers.len() > MAX_REPLICATION_IN_FLIGHT {

@@ -344,10 +344,13 @@ async fn replication_never_has_more_than_the_cap_unanswered() -> TestResult {
         release.send(true)?;
         wait_for("every handover push", Duration::from_secs(30), || {
             let metrics = metrics.clone();
-            async move { metrics.handover_pushes.get() >= (PEERS * RECORDS) as u64 }
+            let received = received.clone();
+            async move {
+                metrics.handover_pushes.get() >= (PEERS * RECORDS) as u64
+                    && received.load(Ordering::SeqCst) >= PEERS * RECORDS
+            }
         })
         .await?;
-        assert!(received.load(Ordering::SeqCst) >= PEERS * RECORDS);
         drop(release);
         peers.abort_all();
         node.shutdown().await;
