@@ -28,6 +28,20 @@ use crate::metrics::Metrics;
 use crate::protocol::{StoreRequest, StoreResponse};
 use crate::store::unix_now;
 
+mod group_commit;
+mod peer_health;
+mod replication;
+
+use group_commit::Acks;
+pub use group_commit::MAX_COMMIT_GROUP;
+
+use peer_health::PeerHealth;
+pub use peer_health::{MAX_PEER_FAILURES, MAX_TRACKED_FAILURES};
+use replication::Replication;
+pub use replication::{
+    HANDOVER_DEBOUNCE, MAX_HANDOVER_PEERS, MIN_REPLICATION_INTERVAL, REPLICATION_PUSHERS,
+};
+
 /// Commands waiting in the handle's channel before senders wait.
 pub const COMMAND_CHANNEL_LEN: usize = 256;
 /// Most `get` lookups in flight; further distinct keys wait in the channel.
@@ -81,17 +95,6 @@ enum Outbound {
     Replication,
 }
 
-#[derive(Default)]
-struct Replication {
-    running: bool,
-    cursor: Option<DhtKey>,
-    in_flight: usize,
-    /// Keys received from other nodes since the current round began: the
-    /// sender replicated them, so the next round skips them.
-    received: HashSet<DhtKey>,
-    skip: HashSet<DhtKey>,
-}
-
 /// The event loop. Owns the swarm; [`Handle`]s talk to it over a bounded
 /// channel. Build one with [`EventLoop::new`] from any swarm of
 /// [`Behaviour`], then drive it with [`EventLoop::run`].
@@ -114,6 +117,9 @@ pub struct EventLoop {
     bootstraps: HashMap<QueryId, Vec<Reply<usize>>>,
     saved_peers: HashSet<PeerId>,
     replication: Replication,
+    health: PeerHealth,
+    purge_backlog: bool,
+    acks: Acks,
     listen_addrs: Vec<Multiaddr>,
 }
 
@@ -165,7 +171,9 @@ impl EventLoop {
             replication_factor: config.replication_factor,
             get_quorum: config.get_quorum.get(),
             max_saved_peers: config.max_saved_peers,
-            replication_interval: config.replication_interval,
+            replication_interval: config
+                .replication_interval
+                .map(|d| d.max(MIN_REPLICATION_INTERVAL)),
             purge_interval: config.purge_interval,
             gets: HashMap::new(),
             gets_by_key: HashMap::new(),
@@ -176,6 +184,9 @@ impl EventLoop {
             bootstraps: HashMap::new(),
             saved_peers: HashSet::new(),
             replication: Replication::default(),
+            health: PeerHealth::default(),
+            purge_backlog: false,
+            acks: Acks::default(),
             listen_addrs: Vec::new(),
         };
         (event_loop, handle)
@@ -255,6 +266,7 @@ impl EventLoop {
                 _ => {}
             }
             self.on_swarm_event(event);
+            self.commit_group();
         }
         for (peer, addrs) in dials {
             if let Err(e) = self
@@ -303,7 +315,10 @@ impl EventLoop {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                event = self.swarm.select_next_some() => {
+                    self.on_swarm_event(event);
+                    self.commit_group();
+                }
                 command = self.commands.recv(), if self.accepting() => match command {
                     Some(Command::Shutdown { reply }) => {
                         self.flush();
@@ -315,7 +330,14 @@ impl EventLoop {
                 },
                 _ = purge.tick() => self.purge(),
                 _ = tick(&mut replicate) => self.start_replication_round(),
-                _ = step.tick(), if self.replication.running => self.replication_step(),
+                _ = step.tick(), if self.replication.active() || self.purge_backlog => {
+                    if self.purge_backlog {
+                        self.purge();
+                    }
+                    if self.replication.active() {
+                        self.replication_step();
+                    }
+                }
             }
         }
         self.flush();
@@ -334,10 +356,16 @@ impl EventLoop {
     }
 
     fn purge(&mut self) {
+        // A full batch means more are waiting: purge again at the next step
+        // (every REPLICATION_STEP) instead of the next purge tick.
+        self.purge_backlog = false;
         let store = self.swarm.behaviour_mut().kad.store_mut();
         match store.purge_expired(unix_now(), PURGE_BATCH) {
             Ok(0) => {}
-            Ok(n) => tracing::debug!(n, "purged expired records"),
+            Ok(n) => {
+                tracing::debug!(n, "purged expired records");
+                self.purge_backlog = n >= PURGE_BATCH;
+            }
             Err(e) => tracing::error!(error = %e, "purge failed"),
         }
         // Saved peers are written without a flush; make them durable here.
@@ -647,77 +675,6 @@ impl EventLoop {
         }
     }
 
-    // ---- replication ----
-
-    fn start_replication_round(&mut self) {
-        if self.replication.running {
-            tracing::debug!("replication round still running; skipping a tick");
-            return;
-        }
-        let r = &mut self.replication;
-        r.running = true;
-        r.cursor = None;
-        r.skip = std::mem::take(&mut r.received);
-        tracing::debug!(skip = r.skip.len(), "replication round started");
-    }
-
-    fn replication_step(&mut self) {
-        if self.replication.in_flight >= MAX_REPLICATION_IN_FLIGHT {
-            return;
-        }
-        let now = unix_now();
-        let batch = match self
-            .swarm
-            .behaviour_mut()
-            .kad
-            .store_mut()
-            .storage()
-            .scan(self.replication.cursor.as_ref(), REPLICATION_BATCH)
-        {
-            Ok(batch) => batch,
-            Err(e) => {
-                tracing::error!(error = %e, "replication scan failed");
-                self.replication.running = false;
-                return;
-            }
-        };
-        if batch.len() < REPLICATION_BATCH {
-            self.replication.running = false;
-            self.replication.skip.clear();
-            tracing::debug!("replication round finished");
-        }
-        let local = *self.swarm.local_peer_id();
-        let k = self.replication_factor.get();
-        for (key, stored) in batch {
-            self.replication.cursor = Some(key);
-            if stored.expires <= now || self.replication.skip.contains(&key) {
-                continue;
-            }
-            let target = kad::KBucketKey::new(RecordKey::new(key.as_bytes()));
-            let peers: Vec<PeerId> = self
-                .swarm
-                .behaviour_mut()
-                .kad
-                .get_closest_local_peers(&target)
-                .map(|k| *k.preimage())
-                .filter(|p| *p != local)
-                .take(k)
-                .collect();
-            for peer in peers {
-                let request_id = self.swarm.behaviour_mut().store.send_request(
-                    &peer,
-                    StoreRequest {
-                        key,
-                        bytes: stored.bytes.clone(),
-                    },
-                );
-                self.outbound.insert(request_id, Outbound::Replication);
-                self.replication.in_flight += 1;
-                self.metrics.replication_pushes.inc();
-            }
-        }
-    }
-
     // ---- swarm events ----
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -735,6 +692,15 @@ impl EventLoop {
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| *a != address)
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => self.peer_ok(&peer_id),
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                tracing::trace!(%peer, %error, "dial failed");
+                self.on_dial_failure(peer, &error);
             }
             other => tracing::trace!(event = ?other, "swarm event ignored"),
         }
@@ -788,6 +754,15 @@ impl EventLoop {
     }
 
     fn on_kad_event(&mut self, event: kad::Event) {
+        if let kad::Event::RoutingUpdated {
+            peer,
+            is_new_peer: true,
+            ..
+        } = event
+        {
+            self.on_new_peer(peer);
+            return;
+        }
         let kad::Event::OutboundQueryProgressed {
             id, result, step, ..
         } = event
@@ -845,33 +820,7 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let response = if self.mode == Mode::Server {
-                    let store = self.swarm.behaviour_mut().kad.store_mut();
-                    match store.offer(&request.key, &request.bytes, unix_now(), Some(peer)) {
-                        Ok(_) => {
-                            if self.replication.received.len() < MAX_REPLICATION_SKIP {
-                                self.replication.received.insert(request.key);
-                            }
-                            StoreResponse::Stored
-                        }
-                        Err(refusal) => StoreResponse::Refused {
-                            reason: refusal.reason().to_owned(),
-                        },
-                    }
-                } else {
-                    StoreResponse::Refused {
-                        reason: "not_server".to_owned(),
-                    }
-                };
-                if self
-                    .swarm
-                    .behaviour_mut()
-                    .store
-                    .send_response(channel, response)
-                    .is_err()
-                {
-                    tracing::debug!(%peer, "store requester went away before the answer");
-                }
+                self.on_store_request(peer, request, channel);
             }
             request_response::Event::Message {
                 peer,
@@ -881,13 +830,23 @@ impl EventLoop {
                         response,
                     },
                 ..
-            } => self.on_outbound_done(request_id, peer, Ok(response)),
+            } => {
+                self.peer_ok(&peer);
+                self.on_outbound_done(request_id, peer, Ok(response))
+            }
             request_response::Event::OutboundFailure {
                 peer,
                 request_id,
                 error,
                 ..
-            } => self.on_outbound_done(request_id, peer, Err(error.to_string())),
+            } => {
+                // Dial failures are counted once per dial, below; a timeout
+                // is a peer that is connected but does not answer.
+                if matches!(error, request_response::OutboundFailure::Timeout) {
+                    self.peer_failed(peer);
+                }
+                self.on_outbound_done(request_id, peer, Err(error.to_string()))
+            }
             other => tracing::trace!(event = ?other, "store protocol event ignored"),
         }
     }
@@ -907,7 +866,10 @@ impl EventLoop {
                 self.on_put_answer(put, expected, answer);
             }
             Some(Outbound::Replication) => {
-                self.replication.in_flight = self.replication.in_flight.saturating_sub(1);
+                self.replication.answered();
+                self.metrics
+                    .replication_in_flight
+                    .set(i64::try_from(self.replication.in_flight).unwrap_or(i64::MAX));
                 if let Ok(StoreResponse::Refused { reason }) | Err(reason) = &answer {
                     tracing::trace!(%peer, %reason, "replication push not stored");
                 }

@@ -34,8 +34,22 @@ pub struct Metrics {
     /// Replicas that `put`s reported stored (remote acknowledgements and the
     /// local store).
     pub put_replicas: Counter,
-    /// Store requests sent by the re-replication job.
+    /// Store requests sent by the periodic re-replication round.
     pub replication_pushes: Counter,
+    /// Periodic re-replication rounds started.
+    pub replication_rounds: Counter,
+    /// Store requests sent to newly joined peers by handover walks.
+    pub handover_pushes: Counter,
+    /// Handover walks started (one per batch of newly joined peers).
+    pub handover_walks: Counter,
+    /// Replication and handover pushes sent and not answered yet (at most
+    /// `MAX_REPLICATION_IN_FLIGHT`).
+    pub replication_in_flight: Gauge,
+    /// Walk steps that waited because `MAX_REPLICATION_IN_FLIGHT` pushes
+    /// were unanswered (slow or silent peers).
+    pub replication_capped: Counter,
+    /// Unreachable peers removed from the routing table and saved peers.
+    pub peers_removed: Counter,
     /// Expired records removed from disk.
     pub purged: Counter,
     /// Records on disk.
@@ -83,6 +97,36 @@ impl Metrics {
             "replication_pushes",
             "Store requests sent by re-replication",
             self.replication_pushes.clone(),
+        );
+        r.register(
+            "replication_rounds",
+            "Periodic re-replication rounds started",
+            self.replication_rounds.clone(),
+        );
+        r.register(
+            "handover_pushes",
+            "Store requests sent to newly joined peers",
+            self.handover_pushes.clone(),
+        );
+        r.register(
+            "handover_walks",
+            "Handover walks started for newly joined peers",
+            self.handover_walks.clone(),
+        );
+        r.register(
+            "replication_in_flight",
+            "Replication and handover pushes not answered yet",
+            self.replication_in_flight.clone(),
+        );
+        r.register(
+            "replication_capped",
+            "Replication steps that waited for unanswered pushes",
+            self.replication_capped.clone(),
+        );
+        r.register(
+            "peers_removed",
+            "Unreachable peers removed from the routing table",
+            self.peers_removed.clone(),
         );
         r.register("purged", "Expired records removed", self.purged.clone());
         r.register("records", "Records on disk", self.records.clone());

@@ -140,7 +140,37 @@ impl ValidatingStore {
         now: u64,
         from: Option<PeerId>,
     ) -> Result<Stored, Refusal> {
-        let result = self.offer_inner(key, bytes, now);
+        self.offer_with(key, bytes, now, from, true)
+    }
+
+    /// Like [`ValidatingStore::offer`], but a write is **not durable** until
+    /// the next [`ValidatingStore::commit`]: for group commit, where every
+    /// acknowledgement of a group waits for one flush. A `Stored` answer
+    /// (written or already held) must not be sent before that commit.
+    pub fn offer_uncommitted(
+        &mut self,
+        key: &DhtKey,
+        bytes: &[u8],
+        now: u64,
+        from: Option<PeerId>,
+    ) -> Result<Stored, Refusal> {
+        self.offer_with(key, bytes, now, from, false)
+    }
+
+    /// Makes every earlier write durable (sled's flush).
+    pub fn commit(&self) -> Result<(), StorageError> {
+        self.storage.flush()
+    }
+
+    fn offer_with(
+        &mut self,
+        key: &DhtKey,
+        bytes: &[u8],
+        now: u64,
+        from: Option<PeerId>,
+        flush: bool,
+    ) -> Result<Stored, Refusal> {
+        let result = self.offer_inner(key, bytes, now, flush);
         match &result {
             Ok(Stored::Written { sequence }) => {
                 self.metrics.stores.inc();
@@ -168,7 +198,13 @@ impl ValidatingStore {
         result
     }
 
-    fn offer_inner(&mut self, key: &DhtKey, bytes: &[u8], now: u64) -> Result<Stored, Refusal> {
+    fn offer_inner(
+        &mut self,
+        key: &DhtKey,
+        bytes: &[u8],
+        now: u64,
+        flush: bool,
+    ) -> Result<Stored, Refusal> {
         let offered = validate(key, bytes, now)?;
         if let Some(held) = self.held(key, now)? {
             match offered.freshness_against(&held) {
@@ -198,8 +234,11 @@ impl ValidatingStore {
                 bytes: offered.as_bytes().to_vec(),
             },
         )?;
-        // Durable before anyone hears "stored".
-        self.storage.flush()?;
+        // Durable before anyone hears "stored" (or, uncommitted, before the
+        // group's acknowledgements go out).
+        if flush {
+            self.storage.flush()?;
+        }
         Ok(Stored::Written {
             sequence: offered.sequence(),
         })

@@ -36,7 +36,8 @@ mod truncation;
 pub use handler::StubHandler;
 pub use metrics::{QueryLabels, StubMetrics};
 pub use serve_config::{
-    ConfigError, MetricsConfig, P2pConfig, PublishConfig, ServeConfig, default_data_dir,
+    ConfigError, DhtConfig, MIN_REPLICATION_INTERVAL, MetricsConfig, P2pConfig, PublishConfig,
+    ServeConfig, default_data_dir,
 };
 pub use service::{Service, ServiceError};
 pub use stub::{Stub, StubError};

@@ -20,6 +20,9 @@ use crate::stub_config::StubConfig;
 /// listen = ["/ip4/0.0.0.0/tcp/4001"]
 /// bootstrap = ["/ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…"]
 ///
+/// [dht]
+/// replication_interval = "1h"
+///
 /// [resolver.trust_anchors]
 /// "example.kad" = "<52-character zone id>"
 ///
@@ -43,6 +46,8 @@ pub struct ServeConfig {
     pub dns: StubConfig,
     /// The DHT node.
     pub p2p: P2pConfig,
+    /// What the DHT node does for the records it stores.
+    pub dht: DhtConfig,
     /// The resolver: trust anchors, upstreams, cache and lookup bounds.
     pub resolver: kadns_resolver::Config,
     /// The Prometheus endpoint. Absent: no metrics are served.
@@ -165,6 +170,77 @@ impl Default for P2pConfig {
     }
 }
 
+/// The DHT node's storage duties (`[dht]`). Addresses live in `[p2p]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DhtConfig {
+    /// How often every stored record is handed again to the k closest nodes
+    /// the node knows (re-replication; docs/dht.md). A duration as
+    /// humantime writes it (`"1h"`, `"90s"`, `"1h 30m"`) or a number of
+    /// seconds. Default 1 h; at least [`MIN_REPLICATION_INTERVAL`] (1 s).
+    /// Newly joined peers get their records at once, whatever this is.
+    #[serde(with = "duration")]
+    pub replication_interval: std::time::Duration,
+}
+
+/// The shortest `replication_interval` accepted.
+pub const MIN_REPLICATION_INTERVAL: std::time::Duration = kadns_dht::MIN_REPLICATION_INTERVAL;
+
+impl Default for DhtConfig {
+    fn default() -> Self {
+        Self {
+            replication_interval: std::time::Duration::from_secs(3600),
+        }
+    }
+}
+
+impl DhtConfig {
+    /// Checks a replication interval: at least [`MIN_REPLICATION_INTERVAL`].
+    pub fn check_replication_interval(
+        interval: std::time::Duration,
+    ) -> Result<std::time::Duration, String> {
+        if interval < MIN_REPLICATION_INTERVAL {
+            return Err(format!(
+                "replication_interval {} is below the minimum {}",
+                humantime::format_duration(interval),
+                humantime::format_duration(MIN_REPLICATION_INTERVAL)
+            ));
+        }
+        Ok(interval)
+    }
+}
+
+/// `"1h"` (humantime) or `3600` (seconds), at least the minimum interval.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Seconds(u64),
+        Human(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let duration = match Text::deserialize(d)? {
+            Text::Seconds(secs) => Duration::from_secs(secs),
+            Text::Human(text) => humantime::parse_duration(&text).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "bad duration {text:?}: {e} (e.g. \"1h\", \"90s\")"
+                ))
+            })?,
+        };
+        super::DhtConfig::check_replication_interval(duration).map_err(serde::de::Error::custom)
+    }
+}
+
 impl ServeConfig {
     /// Reads a TOML configuration file; unknown keys are errors.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -250,6 +326,8 @@ bootstrap = ["/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387J
 "example.kad" = "yqooxx9u3aemh8mo5wcqq16yufu6jitouq1o4za751dger1igghy"
 [resolver.upstream]
 servers = ["127.0.0.1:5300"]
+[dht]
+replication_interval = "90s"
 [metrics]
 listen = "127.0.0.1:9153"
 [forward]
@@ -311,5 +389,31 @@ origin = "example.org."
         ] {
             assert!(toml::from_str::<ServeConfig>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn dht_section_takes_durations_or_seconds_with_a_floor() {
+        let parse = |text: &str| toml::from_str::<ServeConfig>(text).map(|c| c.dht);
+        let empty = parse("").unwrap();
+        assert_eq!(
+            empty.replication_interval,
+            std::time::Duration::from_secs(3600),
+            "re-replication is on by default"
+        );
+        let human = parse("[dht]\nreplication_interval = \"1h 30m\"\n").unwrap();
+        assert_eq!(human.replication_interval.as_secs(), 5400);
+        let secs = parse("[dht]\nreplication_interval = 5\n").unwrap();
+        assert_eq!(secs.replication_interval.as_secs(), 5);
+        for bad in ["\"0s\"", "0", "\"500ms\"", "\"soon\"", "-1"] {
+            let err = parse(&format!("[dht]\nreplication_interval = {bad}\n"));
+            assert!(err.is_err(), "{bad} accepted");
+        }
+        assert!(parse("[dht]\nreplication = \"1h\"\n").is_err());
+        let config = ServeConfig {
+            dht: human,
+            ..ServeConfig::default()
+        };
+        let back: ServeConfig = toml::from_str(&toml::to_string(&config).unwrap()).unwrap();
+        assert_eq!(back.dht, config.dht);
     }
 }

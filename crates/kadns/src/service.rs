@@ -88,6 +88,8 @@ impl Service {
         } else {
             Mode::Server
         };
+        // Re-replication is on for every serving node (docs/dht.md).
+        dht.replication_interval = Some(config.dht.replication_interval);
         let node = Node::spawn(dht).await?;
         match Self::start_resolver(config, &node).await {
             Ok((resolver, stub, metrics)) => {

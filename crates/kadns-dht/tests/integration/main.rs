@@ -7,5 +7,6 @@ mod absence;
 mod crash;
 mod hostile;
 mod put_get;
+mod replication;
 mod restart;
 mod survivors;

@@ -48,6 +48,15 @@ pub(crate) struct ServeArgs {
     /// Serve Prometheus metrics on http://ADDR:PORT/metrics [default: off].
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
+    /// How often stored records are handed again to the closest nodes, e.g. 1h, 30s
+    /// [default: 1h; at least 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_replication_interval)]
+    replication_interval: Option<std::time::Duration>,
+}
+
+fn parse_replication_interval(text: &str) -> Result<std::time::Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    kadns::DhtConfig::check_replication_interval(interval)
 }
 
 pub(crate) fn parse_anchor(text: &str) -> Result<(String, String), String> {
@@ -95,6 +104,9 @@ impl ServeArgs {
         config.resolver.trust_anchors.extend(self.anchor);
         for (domain, addr) in self.forward {
             config.forward.entry(domain).or_default().push(addr);
+        }
+        if let Some(interval) = self.replication_interval {
+            config.dht.replication_interval = interval;
         }
         if let Some(listen) = self.metrics {
             config.metrics = Some(kadns::MetricsConfig::new(listen));

@@ -1,0 +1,255 @@
+//! Re-replication: the periodic walk that hands every held record to the k
+//! closest peers, and the handover walk that gives newly joined peers the
+//! records they are now among the closest to. Both read the store in
+//! batches and share one cap on unanswered pushes (docs/dht.md).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use kadns_record::DhtKey;
+use libp2p::PeerId;
+use libp2p::kad::{self, RecordKey};
+use tokio::time::Instant;
+
+use super::{EventLoop, MAX_REPLICATION_IN_FLIGHT, Outbound, REPLICATION_BATCH};
+use crate::protocol::StoreRequest;
+use crate::store::unix_now;
+
+/// How long the node waits after the first newly joined peer before it
+/// starts a handover walk: peers that join together share one walk.
+pub const HANDOVER_DEBOUNCE: Duration = Duration::from_secs(1);
+/// Most newly joined peers waiting for a handover walk; more are left to the
+/// next periodic round.
+pub const MAX_HANDOVER_PEERS: usize = 256;
+/// In a periodic round, only the nodes that are this many closest to a key
+/// (in their own routing table) push it; a holder outside the k closest
+/// pushes too (it hands the record on). Without it, every holder pushes every
+/// record whenever the "recently received" skips line up, k times the work.
+pub const REPLICATION_PUSHERS: usize = 3;
+/// Shortest replication interval the loop accepts (shorter ones are raised
+/// to it): a round must have time to read a batch before the next begins.
+pub const MIN_REPLICATION_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One walk over the store, resumable after `cursor`.
+#[derive(Debug, Default)]
+pub(super) struct Walk {
+    cursor: Option<DhtKey>,
+    /// `None`: push to every one of the k closest peers (the periodic
+    /// round). `Some`: only to these peers (a handover).
+    targets: Option<HashSet<PeerId>>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Replication {
+    /// The periodic round, while it runs.
+    round: Option<Walk>,
+    /// The handover walk, while it runs.
+    handover: Option<Walk>,
+    /// Newly joined peers waiting for the next handover walk.
+    joined: HashSet<PeerId>,
+    /// When the next handover walk starts (set by the first joined peer).
+    handover_due: Option<Instant>,
+    /// Replication and handover pushes sent and not yet answered.
+    pub(super) in_flight: usize,
+    /// Keys received from other nodes since the current round began: the
+    /// sender replicated them, so the next round skips them.
+    pub(super) received: HashSet<DhtKey>,
+    skip: HashSet<DhtKey>,
+}
+
+impl Replication {
+    /// Whether the step ticker has work: a walk runs or a handover is due.
+    pub(super) fn active(&self) -> bool {
+        self.round.is_some() || self.handover.is_some() || self.handover_due.is_some()
+    }
+
+    /// A push was answered or failed.
+    pub(super) fn answered(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// Forgets a peer that was removed from the routing table.
+    pub(super) fn forget(&mut self, peer: &PeerId) {
+        self.joined.remove(peer);
+        if let Some(targets) = self.handover.as_mut().and_then(|w| w.targets.as_mut()) {
+            targets.remove(peer);
+        }
+    }
+}
+
+/// What one step of a walk did.
+enum Progress {
+    /// More records follow; resume after the cursor.
+    More(Walk),
+    /// The walk reached the end of the store (or failed).
+    Done,
+}
+
+impl EventLoop {
+    pub(super) fn start_replication_round(&mut self) {
+        let r = &mut self.replication;
+        if r.round.is_some() {
+            tracing::debug!("replication round still running; skipping a tick");
+            return;
+        }
+        r.round = Some(Walk::default());
+        r.skip = std::mem::take(&mut r.received);
+        self.metrics.replication_rounds.inc();
+        tracing::debug!(skip = r.skip.len(), "replication round started");
+    }
+
+    /// A peer entered the routing table: it gets the records it is now among
+    /// the closest to, in the next handover walk.
+    pub(super) fn on_new_peer(&mut self, peer: PeerId) {
+        // A client holds nothing for others; with replication off, a node
+        // hands nothing on (tests that want only what they caused).
+        if self.mode != crate::config::Mode::Server || self.replication_interval.is_none() {
+            return;
+        }
+        let r = &mut self.replication;
+        if r.joined.len() >= MAX_HANDOVER_PEERS {
+            tracing::debug!(%peer, "too many joined peers waiting; left to the periodic round");
+            return;
+        }
+        r.joined.insert(peer);
+        if r.handover_due.is_none() {
+            r.handover_due = Some(Instant::now() + HANDOVER_DEBOUNCE);
+        }
+    }
+
+    /// One step of each running walk, every [`REPLICATION_STEP`](super::REPLICATION_STEP):
+    /// the handover first (a newcomer is waiting), then the periodic round.
+    pub(super) fn replication_step(&mut self) {
+        let r = &mut self.replication;
+        if r.handover.is_none()
+            && r.handover_due.is_some_and(|due| due <= Instant::now())
+            && !r.joined.is_empty()
+        {
+            r.handover_due = None;
+            let targets = std::mem::take(&mut r.joined);
+            tracing::debug!(peers = targets.len(), "handover walk started");
+            self.metrics.handover_walks.inc();
+            r.handover = Some(Walk {
+                cursor: None,
+                targets: Some(targets),
+            });
+        } else if r.joined.is_empty() {
+            r.handover_due = None;
+        }
+        if let Some(walk) = self.replication.handover.take() {
+            match self.walk_step(walk, false) {
+                Progress::More(walk) => self.replication.handover = Some(walk),
+                Progress::Done => {
+                    tracing::debug!("handover walk finished");
+                    // Peers that joined meanwhile get the next walk.
+                    if !self.replication.joined.is_empty() {
+                        self.replication.handover_due = Some(Instant::now() + HANDOVER_DEBOUNCE);
+                    }
+                }
+            }
+        }
+        if let Some(walk) = self.replication.round.take() {
+            match self.walk_step(walk, true) {
+                Progress::More(walk) => self.replication.round = Some(walk),
+                Progress::Done => {
+                    self.replication.skip.clear();
+                    tracing::debug!("replication round finished");
+                }
+            }
+        }
+        self.metrics
+            .replication_in_flight
+            .set(i64::try_from(self.replication.in_flight).unwrap_or(i64::MAX));
+    }
+
+    /// Reads up to [`REPLICATION_BATCH`] records after the walk's cursor and
+    /// pushes each to its targets among the k closest peers of the routing
+    /// table. Stops before a record whose pushes would take the unanswered
+    /// pushes past [`MAX_REPLICATION_IN_FLIGHT`]; the next step resumes there.
+    fn walk_step(&mut self, mut walk: Walk, periodic: bool) -> Progress {
+        if self.replication.in_flight >= MAX_REPLICATION_IN_FLIGHT {
+            self.metrics.replication_capped.inc();
+            return Progress::More(walk);
+        }
+        if walk.targets.as_ref().is_some_and(HashSet::is_empty) {
+            return Progress::Done;
+        }
+        let now = unix_now();
+        let batch = match self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .store_mut()
+            .storage()
+            .scan(walk.cursor.as_ref(), REPLICATION_BATCH)
+        {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!(error = %e, "replication scan failed");
+                return Progress::Done;
+            }
+        };
+        let complete = batch.len() < REPLICATION_BATCH;
+        let local = *self.swarm.local_peer_id();
+        // No record is ever pushed to more peers than the cap, so one always
+        // fits once the pushes in flight are answered.
+        let k = self.replication_factor.get().min(MAX_REPLICATION_IN_FLIGHT);
+        for (key, stored) in batch {
+            if stored.expires <= now || (periodic && self.replication.skip.contains(&key)) {
+                walk.cursor = Some(key);
+                continue;
+            }
+            let target = kad::KBucketKey::new(RecordKey::new(key.as_bytes()));
+            let closest: Vec<PeerId> = self
+                .swarm
+                .behaviour_mut()
+                .kad
+                .get_closest_local_peers(&target)
+                .map(|k| *k.preimage())
+                .filter(|p| *p != local)
+                .take(k)
+                .collect();
+            if periodic {
+                let own = target.distance(&kad::KBucketKey::from(local));
+                let rank = closest
+                    .iter()
+                    .take_while(|p| target.distance(&kad::KBucketKey::from(**p)) < own)
+                    .count();
+                if rank >= REPLICATION_PUSHERS && rank < closest.len().min(k) {
+                    walk.cursor = Some(key);
+                    continue;
+                }
+            }
+            let peers: Vec<PeerId> = closest
+                .into_iter()
+                .filter(|p| walk.targets.as_ref().is_none_or(|t| t.contains(p)))
+                .collect();
+            if self.replication.in_flight + peers.len() > MAX_REPLICATION_IN_FLIGHT {
+                self.metrics.replication_capped.inc();
+                return Progress::More(walk);
+            }
+            walk.cursor = Some(key);
+            for peer in peers {
+                let request_id = self.swarm.behaviour_mut().store.send_request(
+                    &peer,
+                    StoreRequest {
+                        key,
+                        bytes: stored.bytes.clone(),
+                    },
+                );
+                self.outbound.insert(request_id, Outbound::Replication);
+                self.replication.in_flight += 1;
+                if periodic {
+                    self.metrics.replication_pushes.inc();
+                } else {
+                    self.metrics.handover_pushes.inc();
+                }
+            }
+        }
+        if complete {
+            Progress::Done
+        } else {
+            Progress::More(walk)
+        }
+    }
+}
