@@ -40,6 +40,44 @@ impl ReplayingStorage {
     }
 }
 
+/// The `Storage` methods of a hostile peer that keeps nothing it is sent and
+/// holds no peers: every write is a no-op, every listing empty.
+macro_rules! keeps_nothing {
+    () => {
+        fn put(&self, _: &DhtKey, _: &StoredRecord) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn remove(&self, _: &DhtKey) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn scan(
+            &self,
+            _: Option<&DhtKey>,
+            _: usize,
+        ) -> Result<Vec<(DhtKey, StoredRecord)>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn purge_expired(&self, _: u64, _: usize) -> Result<usize, StorageError> {
+            Ok(0)
+        }
+        fn len(&self) -> usize {
+            0
+        }
+        fn save_peer(&self, _: &[u8], _: &[String]) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn forget_peer(&self, _: &[u8]) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn peers(&self) -> Result<Vec<SavedPeer>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn flush(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+    };
+}
+
 impl Storage for ReplayingStorage {
     fn get(&self, key: &DhtKey) -> Result<Option<StoredRecord>, StorageError> {
         if self.key.is_some_and(|k| k != *key) {
@@ -51,37 +89,7 @@ impl Storage for ReplayingStorage {
             bytes: self.bytes.clone(),
         }))
     }
-    fn put(&self, _: &DhtKey, _: &StoredRecord) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn remove(&self, _: &DhtKey) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn scan(
-        &self,
-        _: Option<&DhtKey>,
-        _: usize,
-    ) -> Result<Vec<(DhtKey, StoredRecord)>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn purge_expired(&self, _: u64, _: usize) -> Result<usize, StorageError> {
-        Ok(0)
-    }
-    fn len(&self) -> usize {
-        0
-    }
-    fn save_peer(&self, _: &[u8], _: &[String]) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn forget_peer(&self, _: &[u8]) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn peers(&self) -> Result<Vec<SavedPeer>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn flush(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
+    keeps_nothing!();
 }
 
 /// A hostile peer's storage that never answers: the first get blocks the
@@ -124,35 +132,5 @@ impl Storage for HangingStorage {
         }
         Ok(None)
     }
-    fn put(&self, _: &DhtKey, _: &StoredRecord) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn remove(&self, _: &DhtKey) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn scan(
-        &self,
-        _: Option<&DhtKey>,
-        _: usize,
-    ) -> Result<Vec<(DhtKey, StoredRecord)>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn purge_expired(&self, _: u64, _: usize) -> Result<usize, StorageError> {
-        Ok(0)
-    }
-    fn len(&self) -> usize {
-        0
-    }
-    fn save_peer(&self, _: &[u8], _: &[String]) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn forget_peer(&self, _: &[u8]) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn peers(&self) -> Result<Vec<SavedPeer>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn flush(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
+    keeps_nothing!();
 }

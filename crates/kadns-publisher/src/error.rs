@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hickory_proto::rr::RecordType;
@@ -136,6 +136,25 @@ pub enum StateError {
         #[source]
         source: Arc<io::Error>,
     },
+}
+
+impl StateError {
+    /// The file at `path` is corrupt at `line`.
+    pub(crate) fn corrupt(path: &Path, line: usize, reason: &'static str) -> Self {
+        Self::Corrupt {
+            path: path.to_owned(),
+            line,
+            reason,
+        }
+    }
+
+    /// Reading or writing `path` failed.
+    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source: Arc::new(source),
+        }
+    }
 }
 
 /// One problem in a zone, at one line of its file.

@@ -331,18 +331,11 @@ impl PublishedState {
     }
 
     fn corrupt(&self, line: usize, reason: &'static str) -> StateError {
-        StateError::Corrupt {
-            path: self.path.clone(),
-            line,
-            reason,
-        }
+        StateError::corrupt(&self.path, line, reason)
     }
 
     fn io_error(&self, path: &Path, source: io::Error) -> StateError {
-        StateError::Io {
-            path: path.to_owned(),
-            source: Arc::new(source),
-        }
+        StateError::io(path, source)
     }
 }
 

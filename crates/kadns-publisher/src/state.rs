@@ -29,7 +29,6 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rustix::fs::{FlockOperation, flock};
 
@@ -187,18 +186,11 @@ impl ZoneState {
     }
 
     fn corrupt(&self, line: usize, reason: &'static str) -> StateError {
-        StateError::Corrupt {
-            path: self.path.clone(),
-            line,
-            reason,
-        }
+        StateError::corrupt(&self.path, line, reason)
     }
 
     fn io_error(&self, path: &Path, source: io::Error) -> StateError {
-        StateError::Io {
-            path: path.to_owned(),
-            source: Arc::new(source),
-        }
+        StateError::io(path, source)
     }
 }
 
