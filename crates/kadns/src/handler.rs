@@ -1,5 +1,6 @@
 //! The stub's request handler: one query in, one answer out.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_server::net::runtime::Time;
@@ -11,6 +12,7 @@ use hickory_server::proto::rr::rdata::opt::EdnsOption;
 use hickory_server::proto::rr::{DNSClass, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
+use ipnet::IpNet;
 use kadns_resolver::{BundleSource, ExtendedError, Outcome, Resolver, Route};
 use tracing::{Instrument, debug, debug_span, warn};
 
@@ -31,6 +33,8 @@ pub struct StubHandler<S: BundleSource> {
     resolver: Resolver<S>,
     metrics: Arc<StubMetrics>,
     max_udp_payload: u16,
+    /// Client networks answered; `None` answers every client.
+    allow: Option<Vec<IpNet>>,
 }
 
 /// The parts of a response, before encoding.
@@ -72,10 +76,41 @@ impl<S: BundleSource> StubHandler<S> {
             resolver,
             metrics,
             max_udp_payload,
+            allow: None,
         }
     }
 
+    /// Answers only clients in `networks`; every other client gets REFUSED
+    /// with EDE 18 "Prohibited" (RFC 8914). Without this, every client that
+    /// reaches the sockets is answered. [`Stub`](crate::Stub) sets it from
+    /// `StubConfig::allow` (loopback by default).
+    pub fn allow(mut self, networks: impl IntoIterator<Item = IpNet>) -> Self {
+        self.allow = Some(networks.into_iter().collect());
+        self
+    }
+
+    /// Whether a client at `ip` may be answered (IPv4-mapped IPv6 addresses
+    /// count as their IPv4 address).
+    fn allowed(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.allow
+            .as_ref()
+            .is_none_or(|nets| nets.iter().any(|net| net.contains(&ip)))
+    }
+
     async fn reply(&self, request: &Request) -> Reply {
+        if !self.allowed(request.src().ip()) {
+            self.metrics.refused_clients.inc();
+            return Reply::error(request, ResponseCode::Refused, "refused").because(
+                ExtendedError::new(
+                    ExtendedError::PROHIBITED,
+                    "this client is not in the stub's allowed networks",
+                ),
+            );
+        }
         if request.metadata.op_code != OpCode::Query {
             let mut reply = Reply::error(request, ResponseCode::NotImp, "notimp");
             flags::not_a_query(&mut reply.metadata);

@@ -25,6 +25,8 @@ pub struct StubMetrics {
     pub forwarded_queries: Counter,
     /// UDP responses too big for the client, sent as a TC reply instead.
     pub truncated_responses: Counter,
+    /// Queries refused because the client is outside the allowed networks.
+    pub refused_clients: Counter,
 }
 
 impl StubMetrics {
@@ -44,6 +46,11 @@ impl StubMetrics {
             "stub_forwarded_queries",
             "Queries forwarded upstream",
             self.forwarded_queries.clone(),
+        );
+        registry.register(
+            "stub_refused_clients",
+            "Queries refused because the client is outside the allowed networks",
+            self.refused_clients.clone(),
         );
         registry.register(
             "stub_truncated_responses",

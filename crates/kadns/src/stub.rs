@@ -68,8 +68,10 @@ impl<S: BundleSource> Stub<S> {
             return Err(StubError::NoListenAddress);
         }
         let metrics = Arc::new(StubMetrics::default());
-        let handler = StubHandler::new(resolver, metrics.clone(), config.max_udp_payload);
-        let mut server = Server::with_access(handler, [], config.allow.iter().copied());
+        // The handler applies the ACL itself, so that a refusal can say why (EDE 18).
+        let handler = StubHandler::new(resolver, metrics.clone(), config.max_udp_payload)
+            .allow(config.allow.iter().copied());
+        let mut server = Server::new(handler);
         let (mut udp, mut tcp) = (Vec::new(), Vec::new());
         for &addr in &config.listen {
             let (socket, listener) = bind_pair(addr).await?;

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use kadns::{Stub, StubConfig};
 use kadns_record::hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use kadns_record::hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use kadns_record::hickory_proto::rr::rdata::{A, AAAA, CNAME, TXT};
 use kadns_record::hickory_proto::rr::{Name, RData, RecordType};
 use kadns_record::{Bundle, OwnerName, Rr, ZoneKey};
@@ -297,6 +298,26 @@ async fn clients_outside_the_allowed_networks_are_refused() -> TestResult {
     let reply = client::ask(f.udp(), "www.example.kad.", RecordType::A).await?;
     assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
     assert!(reply.answers.is_empty());
+    // Over TCP too, and an EDNS client is told why: EDE 18 "Prohibited".
+    for tcp in [false, true] {
+        let query = query_message("www.example.kad.", RecordType::A, Some(1232))?;
+        let reply = if tcp {
+            client::tcp(f.tcp(), &query).await?
+        } else {
+            client::udp(f.udp(), &query).await?
+        };
+        assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+        assert!(reply.answers.is_empty());
+        let ede = reply
+            .edns
+            .as_ref()
+            .and_then(|e| e.options().get(EdnsCode::Unknown(15)))
+            .cloned();
+        let Some(EdnsOption::Unknown(15, data)) = ede else {
+            panic!("no EDE in {reply:?}");
+        };
+        assert_eq!(data.get(..2), Some(&18u16.to_be_bytes()[..]), "{data:?}");
+    }
     Ok(())
 }
 
