@@ -23,7 +23,7 @@ use libp2p::identity::Keypair;
 use tokio::time::Instant;
 use tracing_test::traced_test;
 
-use crate::e2e_support::{dig as run_dig, serve, serve_args};
+use crate::e2e_support::{dig as run_dig, ede_code, serve, serve_args};
 
 /// The stub's query deadline (the default).
 const DEADLINE: Duration = Duration::from_secs(4);
@@ -95,15 +95,6 @@ impl Drop for HangingPeer {
             let _ = thread.join();
         }
     }
-}
-
-fn ede_code(out: &str) -> Option<u16> {
-    let line = out.lines().find(|l| l.starts_with("; EDE: "))?;
-    line.strip_prefix("; EDE: ")?
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

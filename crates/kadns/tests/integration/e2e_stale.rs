@@ -18,7 +18,8 @@ use tokio::time::Instant;
 use tracing_test::traced_test;
 
 use crate::e2e_support::{
-    PUBLISH_TIMEOUT, answers, dig as run_dig, dig_until, generate_key, serve, serve_args, terminate,
+    PUBLISH_TIMEOUT, answers, dig as run_dig, dig_until, ede_code, generate_key, serve, serve_args,
+    terminate,
 };
 use crate::support::kadns_async;
 
@@ -34,16 +35,6 @@ async fn a_stub_serves_stale_until_the_signed_expiry_and_never_a_false_nxdomain(
         return Ok(());
     }
     tokio::time::timeout(Duration::from_secs(90), run()).await?
-}
-
-/// `; EDE: 3 (Stale Answer): (…)` → 3.
-fn ede_code(out: &str) -> Option<u16> {
-    let line = out.lines().find(|l| l.starts_with("; EDE: "))?;
-    line.strip_prefix("; EDE: ")?
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
 }
 
 fn stub_args(

@@ -233,6 +233,16 @@ pub(crate) fn addresses(output: &str) -> TestResult<BTreeSet<String>> {
         .collect())
 }
 
+/// The EDE INFO-CODE dig printed (`; EDE: 3 (Stale Answer): (…)` → 3), if any.
+pub(crate) fn ede_code(dig_output: &str) -> Option<u16> {
+    let line = dig_output.lines().find(|l| l.starts_with("; EDE: "))?;
+    line.strip_prefix("; EDE: ")?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The name with its letters alternately upper and lower case: `WwW.TeSt.KaD`.
 pub(crate) fn mixed_case(name: &str) -> String {
     let mut letters = 0usize;
