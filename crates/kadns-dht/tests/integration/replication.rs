@@ -117,14 +117,24 @@ async fn a_joining_node_is_handed_the_records_it_is_among_the_closest_to() -> Te
             "{} due",
             due.len()
         );
-        let metrics = newcomer.handle().metrics().clone();
+        // Wait on the keys themselves, not a count: the newcomer may also get
+        // records where it is k+1th, so a count can be reached early.
+        let newcomer_handle = newcomer.handle();
         wait_for(
             "the newcomer to hold its records",
             Duration::from_secs(30),
             || {
-                let metrics = metrics.clone();
-                let want = due.len();
-                async move { usize::try_from(metrics.records.get()).unwrap_or(0) >= want }
+                let handle = newcomer_handle.clone();
+                let due = due.clone();
+                async move {
+                    for key in due {
+                        match handle.get(key).await {
+                            Ok(outcome) if outcome.local => {}
+                            _ => return false,
+                        }
+                    }
+                    true
+                }
             },
         )
         .await?;
