@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tracing_test::traced_test;
 
 use crate::e2e_support::{
-    POLL, addresses, blocking, dig_until, generate_key, serve, serve_args, terminate,
+    POLL, addresses, blocking, dig_until, generate_key, network, serve, serve_args, terminate,
 };
 
 /// How long to wait for one thing the network or the publisher does.
@@ -105,19 +105,6 @@ async fn resolve(bootstrap: &str, name: &str, rtype: &str) -> TestResult<(Option
 }
 
 /// Starts `n` serve nodes on loopback, each bootstrapping from the first.
-async fn network(dir: &Path, upstream: &TestUpstream, n: usize) -> TestResult<Vec<KadnsProcess>> {
-    let mut nodes: Vec<KadnsProcess> = Vec::new();
-    for i in 0..n {
-        let mut args = serve_args(&dir.join(format!("n{i}")), "127.0.0.1:0");
-        args.extend(["--upstream".into(), upstream.addr().to_string()]);
-        if let Some(first) = nodes.first() {
-            args.extend(["--bootstrap".into(), first.p2p_addr().to_owned()]);
-        }
-        nodes.push(serve(args).await?);
-    }
-    Ok(nodes)
-}
-
 /// The secret line of a key file, to check that it never reaches a log.
 fn secret_of(key: &Path) -> TestResult<String> {
     let text = std::fs::read_to_string(key)?;
@@ -153,7 +140,7 @@ async fn keep_run() -> TestResult {
     std::fs::write(&zone_file, zone_text("192.0.2.10", true))?;
 
     // Six nodes; the last is also the stub, with the zone's trust anchor.
-    let mut nodes = network(dir.path(), &upstream, 5).await?;
+    let mut nodes = network(dir.path(), upstream.addr(), 5, &[]).await?;
     let mut stub_args = serve_args(&dir.path().join("stub"), "127.0.0.1:0");
     stub_args.extend([
         "--upstream".into(),
@@ -375,7 +362,7 @@ async fn serve_publish_run() -> TestResult {
     let zone: ZoneId = zone_id.parse()?;
     let zone_file = dir.path().join("test.zone");
     std::fs::write(&zone_file, zone_text("192.0.2.10", false))?;
-    let nodes = network(dir.path(), &upstream, 3).await?;
+    let nodes = network(dir.path(), upstream.addr(), 3, &[]).await?;
 
     // The owner's node: a fourth node with the zone in its configuration.
     let config = dir.path().join("kadns.toml");

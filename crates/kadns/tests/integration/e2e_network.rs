@@ -13,8 +13,8 @@ use kadns_tests::{TestResult, dig};
 use tracing_test::traced_test;
 
 use crate::e2e_support::{
-    DigRecord, answers, dig as run_dig, dig_until, generate_key, mixed_case, publish, replicas,
-    serve, serve_args,
+    DigRecord, answers, dig as run_dig, dig_until, generate_key, mixed_case, network, publish,
+    replicas,
 };
 
 const NODES: usize = 10;
@@ -325,19 +325,8 @@ async fn run() -> TestResult {
 
     // Ten nodes: the first alone, the others joining through it; the last
     // one is the stub under test, with the zone's trust anchor.
-    let mut nodes = Vec::with_capacity(NODES);
-    for i in 0..NODES {
-        let mut args = serve_args(&dir.path().join(format!("n{i}")), "127.0.0.1:0");
-        args.extend(["--upstream".into(), upstream.addr().to_string()]);
-        if let Some(first) = nodes.first() {
-            let first: &kadns_tests::process::KadnsProcess = first;
-            args.extend(["--bootstrap".into(), first.p2p_addr().to_owned()]);
-        }
-        if i == NODES - 1 {
-            args.extend(["--anchor".into(), format!("test.kad={zone_id}")]);
-        }
-        nodes.push(serve(args).await?);
-    }
+    let anchor = ["--anchor".to_owned(), format!("test.kad={zone_id}")];
+    let nodes = network(dir.path(), upstream.addr(), NODES, &anchor).await?;
     let stub = nodes[NODES - 1].dns_udp[0];
 
     // Published through a node in the middle, not the first one.

@@ -11,15 +11,14 @@ use std::time::Duration;
 
 use kadns_record::hickory_proto::rr::RData;
 use kadns_record::hickory_proto::rr::rdata::A;
-use kadns_tests::process::KadnsProcess;
 use kadns_tests::upstream::TestUpstream;
 use kadns_tests::{TestResult, dig};
 use tokio::time::Instant;
 use tracing_test::traced_test;
 
 use crate::e2e_support::{
-    PUBLISH_TIMEOUT, answers, dig as run_dig, dig_until, ede_code, generate_key, serve, serve_args,
-    terminate,
+    PUBLISH_TIMEOUT, answers, dig as run_dig, dig_until, ede_code, generate_key, network, serve,
+    serve_args, terminate,
 };
 use crate::support::kadns_async;
 
@@ -67,15 +66,7 @@ async fn run() -> TestResult {
         "$ORIGIN stale.kad.\nwww 5 IN A 192.0.2.80\ngone 5 IN TXT \"x\"\n",
     )?;
 
-    let mut nodes: Vec<KadnsProcess> = Vec::new();
-    for i in 0..STORAGE_NODES {
-        let mut args = serve_args(&dir.path().join(format!("n{i}")), "127.0.0.1:0");
-        args.extend(["--upstream".into(), upstream.addr().to_string()]);
-        if let Some(first) = nodes.first() {
-            args.extend(["--bootstrap".into(), first.p2p_addr().to_owned()]);
-        }
-        nodes.push(serve(args).await?);
-    }
+    let mut nodes = network(dir.path(), upstream.addr(), STORAGE_NODES, &[]).await?;
     let bootstrap = nodes[0].p2p_addr().to_owned();
     let validity = format!("{VALIDITY_SECS}s");
     let run = kadns_async(

@@ -99,6 +99,31 @@ pub(crate) fn serve_args(data_dir: &Path, listen: &str) -> Vec<String> {
     ]
 }
 
+/// Starts `n` `kadns serve` nodes on loopback, their data under `dir/n{i}`,
+/// all forwarding to the loopback `upstream`: the first alone, the others
+/// joining through it. The last one also gets `last_args` (the stub under
+/// test, say its `--anchor`).
+pub(crate) async fn network(
+    dir: &Path,
+    upstream: SocketAddr,
+    n: usize,
+    last_args: &[String],
+) -> TestResult<Vec<KadnsProcess>> {
+    let mut nodes: Vec<KadnsProcess> = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut args = serve_args(&dir.join(format!("n{i}")), "127.0.0.1:0");
+        args.extend(["--upstream".into(), upstream.to_string()]);
+        if let Some(first) = nodes.first() {
+            args.extend(["--bootstrap".into(), first.p2p_addr().to_owned()]);
+        }
+        if i + 1 == n {
+            args.extend(last_args.iter().cloned());
+        }
+        nodes.push(serve(args).await?);
+    }
+    Ok(nodes)
+}
+
 /// Starts `kadns serve ARGS…` and waits for its address lines.
 pub(crate) async fn serve(args: Vec<String>) -> TestResult<KadnsProcess> {
     serve_with_env(args, &[]).await

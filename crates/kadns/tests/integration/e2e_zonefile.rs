@@ -17,8 +17,7 @@ use kadns_tests::{TestResult, dig};
 use tracing_test::traced_test;
 
 use crate::e2e_support::{
-    CLI_TIMEOUT, DigRecord, answers, dig as run_dig, dig_until, generate_key, publish, serve,
-    serve_args,
+    CLI_TIMEOUT, DigRecord, answers, dig as run_dig, dig_until, generate_key, network, publish,
 };
 use crate::support::kadns_async;
 
@@ -234,19 +233,8 @@ async fn run() -> TestResult {
     }
 
     // A small network; the last node is the stub, with the zone's anchor.
-    let mut nodes = Vec::with_capacity(NODES);
-    for i in 0..NODES {
-        let mut args = serve_args(&dir.path().join(format!("n{i}")), "127.0.0.1:0");
-        args.extend(["--upstream".into(), upstream.addr().to_string()]);
-        if let Some(first) = nodes.first() {
-            let first: &kadns_tests::process::KadnsProcess = first;
-            args.extend(["--bootstrap".into(), first.p2p_addr().to_owned()]);
-        }
-        if i == NODES - 1 {
-            args.extend(["--anchor".into(), format!("corp.kad={zone_id}")]);
-        }
-        nodes.push(serve(args).await?);
-    }
+    let anchor = ["--anchor".to_owned(), format!("corp.kad={zone_id}")];
+    let nodes = network(dir.path(), upstream.addr(), NODES, &anchor).await?;
     let stub = nodes[NODES - 1].dns_udp[0];
     let run = publish(&key, &zone, nodes[1].p2p_addr(), 2).await?;
     assert!(run.success, "zone publish: {run:?}");
