@@ -1,20 +1,32 @@
 //! Re-replication: the periodic walk that hands every held record to the k
 //! closest peers, and the handover walk that gives newly joined peers the
 //! records they are now among the closest to. Both read the store in
-//! batches and share one cap on unanswered pushes (docs/dht.md).
+//! batches and share one cap on unanswered pushes (docs/dht.md). The state
+//! machine owns its walks and its store requests.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kadns_record::DhtKey;
 use libp2p::PeerId;
 use libp2p::kad::{self, RecordKey};
+use libp2p::request_response::OutboundRequestId;
 use tokio::time::Instant;
 
-use super::{EventLoop, MAX_REPLICATION_IN_FLIGHT, Outbound, REPLICATION_BATCH};
-use crate::protocol::StoreRequest;
+use crate::behaviour::Behaviour;
+use crate::metrics::Metrics;
+use crate::protocol::{StoreRequest, StoreResponse};
 use crate::store::unix_now;
 
+/// Records the replication job reads from disk per step.
+pub const REPLICATION_BATCH: usize = 32;
+/// How often the replication job takes a step while a round runs.
+pub const REPLICATION_STEP: Duration = Duration::from_millis(50);
+/// Most replication store requests in flight; the job pauses above it.
+pub const MAX_REPLICATION_IN_FLIGHT: usize = 256;
+/// Most keys remembered as "recently received" (skipped by the next round).
+pub const MAX_REPLICATION_SKIP: usize = 100_000;
 /// How long the node waits after the first newly joined peer before it
 /// starts a handover walk: peers that join together share one walk.
 pub const HANDOVER_DEBOUNCE: Duration = Duration::from_secs(1);
@@ -39,8 +51,12 @@ pub(super) struct Walk {
     targets: Option<HashSet<PeerId>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Replication {
+    /// Whether the node hands records on at all: a server with a
+    /// replication interval.
+    enabled: bool,
+    replication_factor: usize,
     /// The periodic round, while it runs.
     round: Option<Walk>,
     /// The handover walk, while it runs.
@@ -50,22 +66,65 @@ pub(super) struct Replication {
     /// When the next handover walk starts (set by the first joined peer).
     handover_due: Option<Instant>,
     /// Replication and handover pushes sent and not yet answered.
-    pub(super) in_flight: usize,
+    in_flight: HashSet<OutboundRequestId>,
     /// Keys received from other nodes since the current round began: the
     /// sender replicated them, so the next round skips them.
-    pub(super) received: HashSet<DhtKey>,
+    received: HashSet<DhtKey>,
     skip: HashSet<DhtKey>,
+    metrics: Arc<Metrics>,
 }
 
 impl Replication {
+    pub(super) fn new(enabled: bool, replication_factor: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            enabled,
+            replication_factor,
+            round: None,
+            handover: None,
+            joined: HashSet::new(),
+            handover_due: None,
+            in_flight: HashSet::new(),
+            received: HashSet::new(),
+            skip: HashSet::new(),
+            metrics,
+        }
+    }
+
     /// Whether the step ticker has work: a walk runs or a handover is due.
     pub(super) fn active(&self) -> bool {
         self.round.is_some() || self.handover.is_some() || self.handover_due.is_some()
     }
 
-    /// A push was answered or failed.
-    pub(super) fn answered(&mut self) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+    /// A store request ended. Returns false if `request_id` is not one of
+    /// replication's pushes.
+    pub(super) fn on_answer(
+        &mut self,
+        request_id: OutboundRequestId,
+        peer: PeerId,
+        answer: &Result<StoreResponse, String>,
+    ) -> bool {
+        if !self.in_flight.remove(&request_id) {
+            return false;
+        }
+        self.set_in_flight_gauge();
+        if let Ok(StoreResponse::Refused { reason }) | Err(reason) = answer {
+            tracing::trace!(%peer, %reason, "replication push not stored");
+        }
+        true
+    }
+
+    /// A peer stored `key` on this node: it replicated the record, so the
+    /// next round skips it (at most [`MAX_REPLICATION_SKIP`] keys).
+    pub(super) fn on_received(&mut self, key: DhtKey) {
+        if self.received.len() < MAX_REPLICATION_SKIP {
+            self.received.insert(key);
+        }
+    }
+
+    fn set_in_flight_gauge(&self) {
+        self.metrics
+            .replication_in_flight
+            .set(i64::try_from(self.in_flight.len()).unwrap_or(i64::MAX));
     }
 
     /// Forgets a peer that was removed from the routing table.
@@ -85,17 +144,17 @@ enum Progress {
     Done,
 }
 
-impl EventLoop {
-    pub(super) fn start_replication_round(&mut self) {
-        let r = &mut self.replication;
-        if r.round.is_some() {
+impl Replication {
+    /// A replication tick: starts a periodic round unless one still runs.
+    pub(super) fn start_round(&mut self) {
+        if self.round.is_some() {
             tracing::debug!("replication round still running; skipping a tick");
             return;
         }
-        r.round = Some(Walk::default());
-        r.skip = std::mem::take(&mut r.received);
+        self.round = Some(Walk::default());
+        self.skip = std::mem::take(&mut self.received);
         self.metrics.replication_rounds.inc();
-        tracing::debug!(skip = r.skip.len(), "replication round started");
+        tracing::debug!(skip = self.skip.len(), "replication round started");
     }
 
     /// A peer entered the routing table: it gets the records it is now among
@@ -103,71 +162,73 @@ impl EventLoop {
     pub(super) fn on_new_peer(&mut self, peer: PeerId) {
         // A client holds nothing for others; with replication off, a node
         // hands nothing on (tests that want only what they caused).
-        if self.mode != crate::config::Mode::Server || self.replication_interval.is_none() {
+        if !self.enabled {
             return;
         }
-        let r = &mut self.replication;
-        if r.joined.len() >= MAX_HANDOVER_PEERS {
+        if self.joined.len() >= MAX_HANDOVER_PEERS {
             tracing::debug!(%peer, "too many joined peers waiting; left to the periodic round");
             return;
         }
-        r.joined.insert(peer);
-        if r.handover_due.is_none() {
-            r.handover_due = Some(Instant::now() + HANDOVER_DEBOUNCE);
+        self.joined.insert(peer);
+        if self.handover_due.is_none() {
+            self.handover_due = Some(Instant::now() + HANDOVER_DEBOUNCE);
         }
     }
 
-    /// One step of each running walk, every [`REPLICATION_STEP`](super::REPLICATION_STEP):
-    /// the handover first (a newcomer is waiting), then the periodic round.
-    pub(super) fn replication_step(&mut self) {
-        let r = &mut self.replication;
-        if r.handover.is_none()
-            && r.handover_due.is_some_and(|due| due <= Instant::now())
-            && !r.joined.is_empty()
+    /// One step of each running walk, every [`REPLICATION_STEP`]: the
+    /// handover first (a newcomer is waiting), then the periodic round.
+    pub(super) fn step(&mut self, behaviour: &mut Behaviour, local: PeerId) {
+        if self.handover.is_none()
+            && self.handover_due.is_some_and(|due| due <= Instant::now())
+            && !self.joined.is_empty()
         {
-            r.handover_due = None;
-            let targets = std::mem::take(&mut r.joined);
+            self.handover_due = None;
+            let targets = std::mem::take(&mut self.joined);
             tracing::debug!(peers = targets.len(), "handover walk started");
             self.metrics.handover_walks.inc();
-            r.handover = Some(Walk {
+            self.handover = Some(Walk {
                 cursor: None,
                 targets: Some(targets),
             });
-        } else if r.joined.is_empty() {
-            r.handover_due = None;
+        } else if self.joined.is_empty() {
+            self.handover_due = None;
         }
-        if let Some(walk) = self.replication.handover.take() {
-            match self.walk_step(walk, false) {
-                Progress::More(walk) => self.replication.handover = Some(walk),
+        if let Some(walk) = self.handover.take() {
+            match self.walk_step(behaviour, local, walk, false) {
+                Progress::More(walk) => self.handover = Some(walk),
                 Progress::Done => {
                     tracing::debug!("handover walk finished");
                     // Peers that joined meanwhile get the next walk.
-                    if !self.replication.joined.is_empty() {
-                        self.replication.handover_due = Some(Instant::now() + HANDOVER_DEBOUNCE);
+                    if !self.joined.is_empty() {
+                        self.handover_due = Some(Instant::now() + HANDOVER_DEBOUNCE);
                     }
                 }
             }
         }
-        if let Some(walk) = self.replication.round.take() {
-            match self.walk_step(walk, true) {
-                Progress::More(walk) => self.replication.round = Some(walk),
+        if let Some(walk) = self.round.take() {
+            match self.walk_step(behaviour, local, walk, true) {
+                Progress::More(walk) => self.round = Some(walk),
                 Progress::Done => {
-                    self.replication.skip.clear();
+                    self.skip.clear();
                     tracing::debug!("replication round finished");
                 }
             }
         }
-        self.metrics
-            .replication_in_flight
-            .set(i64::try_from(self.replication.in_flight).unwrap_or(i64::MAX));
+        self.set_in_flight_gauge();
     }
 
     /// Reads up to [`REPLICATION_BATCH`] records after the walk's cursor and
     /// pushes each to its targets among the k closest peers of the routing
     /// table. Stops before a record whose pushes would take the unanswered
     /// pushes past [`MAX_REPLICATION_IN_FLIGHT`]; the next step resumes there.
-    fn walk_step(&mut self, mut walk: Walk, periodic: bool) -> Progress {
-        if self.replication.in_flight >= MAX_REPLICATION_IN_FLIGHT {
+    fn walk_step(
+        &mut self,
+        behaviour: &mut Behaviour,
+        local: PeerId,
+        mut walk: Walk,
+        periodic: bool,
+    ) -> Progress {
+        if self.in_flight.len() >= MAX_REPLICATION_IN_FLIGHT {
             self.metrics.replication_capped.inc();
             return Progress::More(walk);
         }
@@ -175,9 +236,7 @@ impl EventLoop {
             return Progress::Done;
         }
         let now = unix_now();
-        let batch = match self
-            .swarm
-            .behaviour_mut()
+        let batch = match behaviour
             .kad
             .store_mut()
             .storage()
@@ -190,19 +249,16 @@ impl EventLoop {
             }
         };
         let complete = batch.len() < REPLICATION_BATCH;
-        let local = *self.swarm.local_peer_id();
         // No record is ever pushed to more peers than the cap, so one always
         // fits once the pushes in flight are answered.
-        let k = self.replication_factor.get().min(MAX_REPLICATION_IN_FLIGHT);
+        let k = self.replication_factor.min(MAX_REPLICATION_IN_FLIGHT);
         for (key, stored) in batch {
-            if stored.expires <= now || (periodic && self.replication.skip.contains(&key)) {
+            if stored.expires <= now || (periodic && self.skip.contains(&key)) {
                 walk.cursor = Some(key);
                 continue;
             }
             let target = kad::KBucketKey::new(RecordKey::new(key.as_bytes()));
-            let closest: Vec<PeerId> = self
-                .swarm
-                .behaviour_mut()
+            let closest: Vec<PeerId> = behaviour
                 .kad
                 .get_closest_local_peers(&target)
                 .map(|k| *k.preimage())
@@ -224,21 +280,20 @@ impl EventLoop {
                 .into_iter()
                 .filter(|p| walk.targets.as_ref().is_none_or(|t| t.contains(p)))
                 .collect();
-            if self.replication.in_flight + peers.len() > MAX_REPLICATION_IN_FLIGHT {
+            if self.in_flight.len() + peers.len() > MAX_REPLICATION_IN_FLIGHT {
                 self.metrics.replication_capped.inc();
                 return Progress::More(walk);
             }
             walk.cursor = Some(key);
             for peer in peers {
-                let request_id = self.swarm.behaviour_mut().store.send_request(
+                let request_id = behaviour.store.send_request(
                     &peer,
                     StoreRequest {
                         key,
                         bytes: stored.bytes.clone(),
                     },
                 );
-                self.outbound.insert(request_id, Outbound::Replication);
-                self.replication.in_flight += 1;
+                self.in_flight.insert(request_id);
                 if periodic {
                     self.metrics.replication_pushes.inc();
                 } else {

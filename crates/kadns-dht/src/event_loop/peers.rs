@@ -1,0 +1,215 @@
+//! The peer book: what the node knows about other peers beyond Kademlia's
+//! routing table. It feeds identify's addresses into Kademlia, keeps the
+//! saved peers on disk (for rejoining without the bootstrap list), answers
+//! bootstrap waiters, and drops dead peers.
+//!
+//! Dead peers leave the routing table: libp2p's Kademlia keeps a peer whose
+//! every dial fails (it only evicts one when its bucket is full), so after
+//! churn the "k closest" of the routing table are partly dead and
+//! replication reaches fewer live nodes than k. A peer whose dials (or store
+//! requests) fail [`MAX_PEER_FAILURES`] times in a row, with no connection
+//! in between, is removed from the routing table and from the saved peers.
+//! It comes back by connecting again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use libp2p::kad::{self, QueryId};
+use libp2p::swarm::DialError;
+use libp2p::{Multiaddr, PeerId, identify};
+
+use super::{Kad, is_ip};
+use crate::behaviour::KAD_PROTOCOL;
+use crate::handle::Reply;
+use crate::metrics::Metrics;
+
+/// Consecutive failures (dials, store requests that timed out) after which a
+/// peer is dropped from the routing table and the saved peers.
+pub const MAX_PEER_FAILURES: u32 = 3;
+/// Most peers whose failures are counted at once; failures of further peers
+/// are not counted until some entries go away.
+pub const MAX_TRACKED_FAILURES: usize = 1024;
+/// Most listen addresses taken from one peer's identify.
+pub const MAX_ADDRS_PER_PEER: usize = 8;
+/// Saved peers dialled at start-up.
+pub const MAX_STARTUP_DIALS: usize = 16;
+
+/// Saved peers, failure counts and bootstrap waiters.
+#[derive(Debug)]
+pub(super) struct Peers {
+    max_saved: usize,
+    saved: HashSet<PeerId>,
+    failures: HashMap<PeerId, u32>,
+    bootstraps: HashMap<QueryId, Vec<Reply<usize>>>,
+    metrics: Arc<Metrics>,
+}
+
+/// The peers in Kademlia's routing table.
+pub(super) fn routing_peers(kad: &mut Kad) -> Vec<PeerId> {
+    let mut peers = Vec::new();
+    for bucket in kad.kbuckets() {
+        for entry in bucket.iter() {
+            peers.push(*entry.node.key.preimage());
+        }
+    }
+    peers
+}
+
+/// Gives Kademlia a peer's addresses (IP ones only, at most
+/// [`MAX_ADDRS_PER_PEER`]) and returns those it took.
+pub(super) fn add_peer_addresses(
+    kad: &mut Kad,
+    peer: PeerId,
+    addrs: impl IntoIterator<Item = Multiaddr>,
+) -> Vec<Multiaddr> {
+    let addrs: Vec<Multiaddr> = addrs
+        .into_iter()
+        .filter(is_ip)
+        .take(MAX_ADDRS_PER_PEER)
+        .collect();
+    for addr in &addrs {
+        kad.add_address(&peer, addr.clone());
+    }
+    addrs
+}
+
+impl Peers {
+    pub(super) fn new(max_saved: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            max_saved,
+            saved: HashSet::new(),
+            failures: HashMap::new(),
+            bootstraps: HashMap::new(),
+            metrics,
+        }
+    }
+
+    /// Puts the saved peers into the routing table and adds up to
+    /// [`MAX_STARTUP_DIALS`] of them to `dials`.
+    pub(super) fn load_saved(
+        &mut self,
+        kad: &mut Kad,
+        local: PeerId,
+        dials: &mut Vec<(PeerId, Vec<Multiaddr>)>,
+    ) {
+        let saved = match kad.store_mut().storage().peers() {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read saved peers");
+                return;
+            }
+        };
+        for (peer, addrs) in saved {
+            let Ok(peer) = PeerId::from_bytes(&peer) else {
+                continue;
+            };
+            if peer == local {
+                continue;
+            }
+            let addrs = add_peer_addresses(kad, peer, addrs.iter().filter_map(|a| a.parse().ok()));
+            self.saved.insert(peer);
+            if dials.len() < MAX_STARTUP_DIALS && !addrs.is_empty() {
+                dials.push((peer, addrs));
+            }
+        }
+        tracing::debug!(peers = self.saved.len(), "loaded saved peers");
+    }
+
+    /// Identify told us a peer's protocols and listen addresses: a kadns
+    /// peer's addresses go to Kademlia and to the saved peers.
+    pub(super) fn on_identify(&mut self, kad: &mut Kad, peer: PeerId, info: identify::Info) {
+        if !info.protocols.contains(&KAD_PROTOCOL) {
+            return;
+        }
+        let addrs = add_peer_addresses(kad, peer, info.listen_addrs);
+        if addrs.is_empty() || (!self.saved.contains(&peer) && self.saved.len() >= self.max_saved) {
+            return;
+        }
+        let text: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        match kad.store_mut().storage().save_peer(&peer.to_bytes(), &text) {
+            Ok(()) => {
+                self.saved.insert(peer);
+            }
+            Err(e) => tracing::warn!(%peer, error = %e, "cannot save peer"),
+        }
+    }
+
+    /// Starts a Kademlia bootstrap whose end answers `reply` with the
+    /// routing table's size.
+    pub(super) fn bootstrap(&mut self, kad: &mut Kad, reply: Reply<usize>) {
+        match kad.bootstrap() {
+            Ok(id) => self.bootstraps.entry(id).or_default().push(reply),
+            Err(_) => {
+                let _ = reply.send(Err(crate::error::Error::NoKnownPeers));
+            }
+        }
+    }
+
+    /// A bootstrap query progressed; `last` is Kademlia's `step.last`.
+    pub(super) fn on_bootstrap(
+        &mut self,
+        kad: &mut Kad,
+        id: QueryId,
+        result: &kad::BootstrapResult,
+        last: bool,
+    ) {
+        let done = match result {
+            Ok(ok) => ok.num_remaining == 0,
+            Err(kad::BootstrapError::Timeout { num_remaining, .. }) => {
+                num_remaining.unwrap_or(0) == 0
+            }
+        } || last;
+        if done && let Some(replies) = self.bootstraps.remove(&id) {
+            let n = routing_peers(kad).len();
+            for reply in replies {
+                let _ = reply.send(Ok(n));
+            }
+        }
+    }
+
+    /// A connection to `peer` works: its count starts again.
+    pub(super) fn ok(&mut self, peer: &PeerId) {
+        self.failures.remove(peer);
+    }
+
+    /// A dial to `peer` failed. Returns true if the peer was dropped.
+    pub(super) fn on_dial_failure(
+        &mut self,
+        kad: &mut Kad,
+        peer: PeerId,
+        error: &DialError,
+    ) -> bool {
+        match error {
+            // Not a sign the peer is gone: a dial was already under way,
+            // or we are connected.
+            DialError::DialPeerConditionFalse(_) | DialError::Aborted => false,
+            _ => self.failed(kad, peer),
+        }
+    }
+
+    /// Something sent to `peer` failed (a dial, or a store request timed
+    /// out). Drops the peer after [`MAX_PEER_FAILURES`] in a row and then
+    /// returns true: the caller forgets it elsewhere too.
+    pub(super) fn failed(&mut self, kad: &mut Kad, peer: PeerId) -> bool {
+        let health = &mut self.failures;
+        if !health.contains_key(&peer) && health.len() >= MAX_TRACKED_FAILURES {
+            return false;
+        }
+        let count = health.entry(peer).or_insert(0);
+        *count += 1;
+        if *count < MAX_PEER_FAILURES {
+            return false;
+        }
+        health.remove(&peer);
+        let in_table = kad.remove_peer(&peer).is_some();
+        let saved = self.saved.remove(&peer);
+        if saved && let Err(e) = kad.store_mut().storage().forget_peer(&peer.to_bytes()) {
+            tracing::warn!(%peer, error = %e, "cannot forget a saved peer");
+        }
+        if in_table || saved {
+            self.metrics.peers_removed.inc();
+            tracing::debug!(%peer, failures = MAX_PEER_FAILURES, "unreachable peer removed");
+        }
+        true
+    }
+}
