@@ -79,6 +79,8 @@ struct GetState {
     converged: bool,
     /// Peers that must answer for "nothing" to prove absence.
     required: usize,
+    /// Requests Kademlia sent for this lookup so far (its query stats).
+    requests: u32,
     span: Span,
 }
 
@@ -583,6 +585,7 @@ impl EventLoop {
                 reached_empty: Vec::new(),
                 converged: false,
                 required,
+                requests: 0,
                 span,
             },
         );
@@ -658,6 +661,7 @@ impl EventLoop {
             reached,
             converged: state.converged,
             required: state.required,
+            requests: state.requests,
         };
         state.span.in_scope(|| {
             tracing::debug!(
@@ -764,12 +768,18 @@ impl EventLoop {
             return;
         }
         let kad::Event::OutboundQueryProgressed {
-            id, result, step, ..
+            id,
+            result,
+            step,
+            stats,
         } = event
         else {
             tracing::trace!(?event, "kad event ignored");
             return;
         };
+        if let Some(state) = self.gets.get_mut(&id) {
+            state.requests = stats.num_requests();
+        }
         match result {
             kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) => {
                 self.on_found_record(id, found);
