@@ -111,9 +111,18 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.nodes >= 2, "--nodes must be at least 2");
     anyhow::ensure!(args.lookups >= 1, "--lookups must be at least 1");
-    anyhow::ensure!((0.0..100.0).contains(&args.loss), "--loss must be in [0, 100)");
-    anyhow::ensure!((0.0..=1.0).contains(&args.jitter), "--jitter must be in [0, 1]");
-    anyhow::ensure!(args.eclipse_bits <= 20, "--eclipse-bits above 20 takes too long to grind");
+    anyhow::ensure!(
+        (0.0..100.0).contains(&args.loss),
+        "--loss must be in [0, 100)"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.jitter),
+        "--jitter must be in [0, 1]"
+    );
+    anyhow::ensure!(
+        args.eclipse_bits <= 20,
+        "--eclipse-bits above 20 takes too long to grind"
+    );
     let kinds = scenarios(&args)?;
     let params = Params {
         nodes: args.nodes,
@@ -149,7 +158,9 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("scenario {}", kind.label()))?;
         let figures = report::scenario_figures(&result);
         println!("{}", report::table_row(&figures));
-        let path = args.out_dir.join(format!("{}-n{}.svg", result.scenario, args.nodes));
+        let path = args
+            .out_dir
+            .join(format!("{}-n{}.svg", result.scenario, args.nodes));
         std::fs::write(
             &path,
             report::cdf_svg(&result.scenario, result.rtt_ms, &result.samples),
@@ -158,7 +169,10 @@ fn main() -> anyhow::Result<()> {
         rows.push(figures);
         results.push(result);
     }
-    let all: Vec<_> = results.iter().flat_map(|r| r.samples.iter().copied()).collect();
+    let all: Vec<_> = results
+        .iter()
+        .flat_map(|r| r.samples.iter().copied())
+        .collect();
     let total = report::figures("all", args.nodes, args.rtt.as_secs_f64() * 1000.0, &all);
     let wall = started.elapsed().as_secs_f64();
     if args.json {

@@ -3,12 +3,12 @@
 //! answers liars serve for it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
+use kadns_dht::unix_now;
 use kadns_record::hickory_proto::rr::{RData, rdata::A};
 use kadns_record::{Bundle, DhtKey, OwnerName, Rr, SignedBundle, ZoneKey};
-use kadns_dht::unix_now;
 
 use crate::link::mix;
 use crate::storage::{LieBook, Lies};
@@ -89,13 +89,25 @@ impl Names {
             let last = (i % 250) as u8;
             let newest = signed(&zone, &label, 2, expires, Ipv4Addr::new(192, 0, 2, last))?;
             let stale = signed(&zone, &label, 1, expires, Ipv4Addr::new(198, 51, 100, last))?;
-            let mut forged = signed(&zone, &label, 1_000, expires, Ipv4Addr::new(192, 0, 2, last))?
-                .into_bytes();
+            let mut forged = signed(
+                &zone,
+                &label,
+                1_000,
+                expires,
+                Ipv4Addr::new(192, 0, 2, last),
+            )?
+            .into_bytes();
             // The A record's four address bytes sit just before the
             // 64-byte signature: change them after signing.
             let at = forged.len() - 64 - 4;
             forged[at..at + 4].copy_from_slice(&[203, 0, 113, last]);
-            let wrong = signed(&attacker, &label, 1_000, expires, Ipv4Addr::new(203, 0, 113, last))?;
+            let wrong = signed(
+                &attacker,
+                &label,
+                1_000,
+                expires,
+                Ipv4Addr::new(203, 0, 113, last),
+            )?;
             let key = newest.dht_key();
             names.newest_bytes.insert(key, newest.as_bytes().to_vec());
             names.stale_bytes.insert(key, stale.as_bytes().to_vec());

@@ -55,15 +55,13 @@ impl Storage for MemoryStorage {
     ) -> Result<Vec<(DhtKey, StoredRecord)>, StorageError> {
         let tables = self.lock();
         let range = match after {
-            Some(after) => tables
-                .records
-                .range((std::ops::Bound::Excluded(*after), std::ops::Bound::Unbounded)),
+            Some(after) => tables.records.range((
+                std::ops::Bound::Excluded(*after),
+                std::ops::Bound::Unbounded,
+            )),
             None => tables.records.range(..),
         };
-        Ok(range
-            .take(limit)
-            .map(|(k, v)| (*k, v.clone()))
-            .collect())
+        Ok(range.take(limit).map(|(k, v)| (*k, v.clone())).collect())
     }
 
     fn purge_expired(&self, now: u64, limit: usize) -> Result<usize, StorageError> {

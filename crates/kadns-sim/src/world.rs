@@ -168,9 +168,8 @@ impl World {
         let mut bootstrap = Vec::new();
         for _ in 0..alive.len().min(3) {
             let pick = alive[self.random(alive.len())];
-            let addr = address(pick).with(libp2p::multiaddr::Protocol::P2p(
-                self.nodes[pick].peer_id,
-            ));
+            let addr =
+                address(pick).with(libp2p::multiaddr::Protocol::P2p(self.nodes[pick].peer_id));
             if !bootstrap.contains(&addr) {
                 bootstrap.push(addr);
             }
