@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 use kadns_record::MAX_BUNDLE_LEN;
+use libp2p::PeerId;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::Boxed;
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, Swarm, identify, kad, noise, ping, request_response, tcp, yamux};
@@ -107,6 +110,10 @@ fn transport_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     }
 }
 
+/// A complete libp2p transport (authenticated and multiplexed), for
+/// [`build_swarm_with_transport`]: an in-memory network in a simulator, say.
+pub type BoxedTransport = Boxed<(PeerId, StreamMuxerBox)>;
+
 /// Builds the swarm: TCP + Noise + Yamux (and QUIC with the `quic` feature),
 /// no DNS transport, on the tokio runtime.
 pub fn build_swarm(
@@ -114,7 +121,58 @@ pub fn build_swarm(
     config: &Config,
     store: ValidatingStore,
 ) -> Result<Swarm<Behaviour>, Error> {
+    build_swarm_with_transport(keypair, config, store, None)
+}
+
+/// Like [`build_swarm`], but over `transport` instead of TCP (and QUIC) when
+/// it is `Some`. The behaviour and swarm settings are the same either way:
+/// this is the hook the simulator (`kadns-sim`) runs production nodes over
+/// an in-memory link layer with; `None` is [`build_swarm`].
+///
+/// ```
+/// use libp2p::core::{transport::MemoryTransport, upgrade::Version, Transport};
+/// use libp2p::{identity::Keypair, noise, yamux};
+///
+/// let keypair = Keypair::generate_ed25519();
+/// let transport = MemoryTransport::default()
+///     .upgrade(Version::V1Lazy)
+///     .authenticate(noise::Config::new(&keypair).unwrap())
+///     .multiplex(yamux::Config::default())
+///     .boxed();
+/// let store = kadns_dht::ValidatingStore::new(
+///     Box::new(kadns_dht::SledStorage::temporary().unwrap()),
+///     Default::default(),
+///     tokio::sync::broadcast::channel(8).0,
+/// );
+/// # let rt = tokio::runtime::Runtime::new().unwrap();
+/// # let _guard = rt.enter();
+/// let swarm = kadns_dht::build_swarm_with_transport(
+///     keypair,
+///     &kadns_dht::Config::default(),
+///     store,
+///     Some(transport),
+/// )
+/// .unwrap();
+/// # drop(swarm);
+/// ```
+pub fn build_swarm_with_transport(
+    keypair: Keypair,
+    config: &Config,
+    store: ValidatingStore,
+    transport: Option<BoxedTransport>,
+) -> Result<Swarm<Behaviour>, Error> {
     let idle = config.idle_connection_timeout;
+    if let Some(transport) = transport {
+        let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_other_transport(|_| transport)
+            .map_err(|e| transport_error(std::io::Error::other(e.to_string())))?
+            .with_behaviour(|key| Behaviour::new(key, config, store))
+            .map_err(|e| transport_error(std::io::Error::other(e.to_string())))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build();
+        return Ok(swarm);
+    }
     let builder = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(

@@ -330,12 +330,16 @@ impl EventLoop {
             return;
         }
         let kad::Event::OutboundQueryProgressed {
-            id, result, step, ..
+            id,
+            result,
+            step,
+            stats,
         } = event
         else {
             tracing::trace!(?event, "kad event ignored");
             return;
         };
+        self.gets.note_requests(id, stats.num_requests());
         let kad = &mut self.swarm.behaviour_mut().kad;
         match result {
             kad::QueryResult::GetRecord(result) => {

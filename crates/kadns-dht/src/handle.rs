@@ -65,6 +65,9 @@ pub struct GetOutcome {
     /// key absent: `max(1, min(get_quorum, peers known when the lookup
     /// started))`. See [`GetOutcome::proves_absence`].
     pub required: usize,
+    /// Requests Kademlia sent for this lookup (libp2p's query statistics):
+    /// the lookup's cost in messages.
+    pub requests: u32,
 }
 
 impl GetOutcome {

@@ -47,8 +47,8 @@ mod storage;
 mod store;
 
 pub use behaviour::{
-    Behaviour, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, MAX_PACKET_LEN, MAX_STORE_STREAMS,
-    build_swarm,
+    Behaviour, BoxedTransport, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, MAX_PACKET_LEN,
+    MAX_STORE_STREAMS, build_swarm, build_swarm_with_transport,
 };
 pub use config::{Config, DataDir, Mode};
 pub use error::Error;

@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::behaviour::build_swarm;
+use crate::behaviour::{BoxedTransport, build_swarm_with_transport};
 use crate::config::{Config, DataDir};
 use crate::error::Error;
 use crate::event_loop::{EVENT_CHANNEL_LEN, EventLoop};
@@ -60,10 +60,32 @@ impl Node {
         storage: Box<dyn Storage>,
         keypair: Keypair,
     ) -> Result<Self, Error> {
+        Self::spawn_over(config, storage, keypair, None).await
+    }
+
+    /// Like [`Node::spawn_with`], over `transport` instead of TCP: the same
+    /// event loop, behaviour and store on another network (the simulator's
+    /// in-memory link layer). `config.listen` and `config.bootstrap` must be
+    /// addresses that transport understands (still `/ip4|ip6/…`).
+    pub async fn spawn_with_transport(
+        config: Config,
+        storage: Box<dyn Storage>,
+        keypair: Keypair,
+        transport: BoxedTransport,
+    ) -> Result<Self, Error> {
+        Self::spawn_over(config, storage, keypair, Some(transport)).await
+    }
+
+    async fn spawn_over(
+        config: Config,
+        storage: Box<dyn Storage>,
+        keypair: Keypair,
+        transport: Option<BoxedTransport>,
+    ) -> Result<Self, Error> {
         let metrics = Arc::new(Metrics::default());
         let (events, _) = broadcast::channel(EVENT_CHANNEL_LEN);
         let store = ValidatingStore::new(storage, metrics.clone(), events.clone());
-        let swarm = build_swarm(keypair, &config, store)?;
+        let swarm = build_swarm_with_transport(keypair, &config, store, transport)?;
         let (mut event_loop, handle) = EventLoop::new(swarm, &config, metrics, events);
         event_loop.start(&config).await?;
         let cancel = CancellationToken::new();

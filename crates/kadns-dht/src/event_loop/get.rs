@@ -29,6 +29,8 @@ struct GetState {
     local: bool,
     /// Peers that must answer for "nothing" to prove absence.
     required: usize,
+    /// Requests Kademlia sent for this lookup so far (its query stats).
+    requests: u32,
     span: Span,
 }
 
@@ -107,9 +109,17 @@ impl Gets {
                 invalid_reasons: BTreeMap::new(),
                 local: false,
                 required,
+                requests: 0,
                 span,
             },
         );
+    }
+
+    /// Records how many requests Kademlia has sent for `query` so far.
+    pub(super) fn note_requests(&mut self, query: QueryId, requests: u32) {
+        if let Some(state) = self.pending.get_mut(&query) {
+            state.requests = requests;
+        }
     }
 
     /// One `GetRecord` progress event of the Kademlia query `query`; `last`
@@ -210,6 +220,7 @@ impl Gets {
             reached,
             converged,
             required: state.required,
+            requests: state.requests,
         };
         state.span.in_scope(|| {
             tracing::debug!(

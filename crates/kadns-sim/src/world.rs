@@ -1,0 +1,258 @@
+//! A world of production nodes on one simulated [`Network`]: starting them,
+//! forming the network, killing them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kadns_dht::{Config, Handle, Node, Storage};
+use libp2p::PeerId;
+use libp2p::identity::Keypair;
+use sha2::{Digest, Sha256};
+
+use crate::link::{Network, address, mix};
+use crate::storage::{LiarStorage, LieBook, LieKind, MemoryStorage};
+
+/// Why the world could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum WorldError {
+    /// The node did not start.
+    #[error("node {index} did not start: {source}")]
+    Spawn {
+        /// Host index.
+        index: usize,
+        /// The node's error.
+        #[source]
+        source: kadns_dht::Error,
+    },
+    /// Noise could not be set up for a key (a libp2p bug).
+    #[error("noise setup for node {index}: {source}")]
+    Noise {
+        /// Host index.
+        index: usize,
+        /// The error.
+        #[source]
+        source: libp2p::noise::Error,
+    },
+}
+
+/// One simulated node.
+#[derive(Debug)]
+pub struct SimNode {
+    /// Its host index on the network (also its position in the world).
+    pub index: usize,
+    /// The running node; `None` once killed.
+    pub node: Option<Node>,
+    /// A handle to it (fails with `Shutdown` once killed).
+    pub handle: Handle,
+    /// Its peer id.
+    pub peer_id: PeerId,
+    /// What it lies about, if it is a liar.
+    pub liar: Option<LieKind>,
+}
+
+/// How the network formed.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Formation {
+    /// Nodes started.
+    pub nodes: usize,
+    /// Seconds from the first spawn until every node finished a bootstrap.
+    pub form_s: f64,
+    /// Smallest and median routing table after forming.
+    pub table_min: usize,
+    /// Median routing table size.
+    pub table_median: usize,
+    /// Resident memory after forming, MiB.
+    pub rss_mib: f64,
+    /// Connections opened while forming.
+    pub connections: u64,
+}
+
+/// The nodes and their network.
+#[derive(Debug)]
+pub struct World {
+    /// The link layer.
+    pub net: Network,
+    /// Every node ever started, by host index.
+    pub nodes: Vec<SimNode>,
+    /// The configuration every node runs with.
+    pub config: Config,
+    book: Arc<LieBook>,
+    rng: u64,
+}
+
+/// Resident set size of this process in bytes (`VmRSS`).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// The node configuration the simulator uses: production defaults, with
+/// background re-replication off (runs are minutes long; the job's hourly
+/// round would never run anyway) and a 30 s query limit.
+pub fn sim_config() -> Config {
+    let mut config = Config::default();
+    config.replication_interval = None;
+    config.query_timeout = Duration::from_secs(30);
+    config
+}
+
+/// A keypair whose Kademlia key shares at least `bits` leading bits with
+/// `target` (a SHA-256 Kademlia key): an id "ground" close to it.
+pub fn ground_keypair(target: &[u8; 32], bits: u32) -> Keypair {
+    loop {
+        let keypair = Keypair::generate_ed25519();
+        let id = keypair.public().to_peer_id();
+        let key: [u8; 32] = Sha256::digest(id.to_bytes()).into();
+        if common_prefix(&key, target) >= bits {
+            return keypair;
+        }
+    }
+}
+
+/// Leading bits two 256-bit keys share.
+pub fn common_prefix(a: &[u8; 32], b: &[u8; 32]) -> u32 {
+    let mut bits = 0;
+    for (x, y) in a.iter().zip(b) {
+        let d = x ^ y;
+        if d == 0 {
+            bits += 8;
+        } else {
+            return bits + d.leading_zeros();
+        }
+    }
+    bits
+}
+
+impl World {
+    /// An empty world on `net`; liars will tell the lies in `book`.
+    pub fn new(net: Network, config: Config, book: Arc<LieBook>, seed: u64) -> Self {
+        Self {
+            net,
+            nodes: Vec::new(),
+            config,
+            book,
+            rng: mix(seed ^ 0x5157),
+        }
+    }
+
+    /// A random number below `n` (n > 0) from the world's seeded stream.
+    pub fn random(&mut self, n: usize) -> usize {
+        self.rng = mix(self.rng);
+        (self.rng % n.max(1) as u64) as usize
+    }
+
+    /// Indices of the nodes that still run.
+    pub fn alive(&self) -> Vec<usize> {
+        self.nodes
+            .iter()
+            .filter(|n| n.node.is_some())
+            .map(|n| n.index)
+            .collect()
+    }
+
+    /// Starts one node with `keypair`, joining through up to three random
+    /// running nodes. Returns its index.
+    pub async fn spawn(
+        &mut self,
+        keypair: Option<Keypair>,
+        liar: Option<LieKind>,
+    ) -> Result<usize, WorldError> {
+        let alive = self.alive();
+        let mut bootstrap = Vec::new();
+        for _ in 0..alive.len().min(3) {
+            let pick = alive[self.random(alive.len())];
+            let addr =
+                address(pick).with(libp2p::multiaddr::Protocol::P2p(self.nodes[pick].peer_id));
+            if !bootstrap.contains(&addr) {
+                bootstrap.push(addr);
+            }
+        }
+        let index = self.net.add_host();
+        let keypair = keypair.unwrap_or_else(Keypair::generate_ed25519);
+        let peer_id = keypair.public().to_peer_id();
+        let mut config = self.config.clone();
+        config.listen = vec![address(index)];
+        config.bootstrap = bootstrap;
+        let transport = self
+            .net
+            .transport(index, &keypair)
+            .map_err(|source| WorldError::Noise { index, source })?;
+        let storage: Box<dyn Storage> = match liar {
+            Some(kind) => Box::new(LiarStorage::new(kind, self.book.clone())),
+            None => Box::new(MemoryStorage::default()),
+        };
+        let node = Node::spawn_with_transport(config, storage, keypair, transport)
+            .await
+            .map_err(|source| WorldError::Spawn { index, source })?;
+        self.nodes.push(SimNode {
+            index,
+            handle: node.handle(),
+            node: Some(node),
+            peer_id,
+            liar,
+        });
+        Ok(index)
+    }
+
+    /// Starts `count` nodes (`liars[i]` says what node i lies about;
+    /// `keys[i]` may give it an identity), then has every node bootstrap
+    /// once more so that early nodes learn the late ones, `parallel` at a
+    /// time. Returns how it went.
+    pub async fn form(
+        &mut self,
+        liars: &[Option<LieKind>],
+        mut keys: Vec<Option<Keypair>>,
+        parallel: usize,
+    ) -> Result<Formation, WorldError> {
+        let started = Instant::now();
+        let count = liars.len();
+        keys.resize_with(count, || None);
+        for (liar, key) in liars.iter().zip(keys) {
+            self.spawn(key, *liar).await?;
+        }
+        let handles: Vec<Handle> = self.nodes.iter().map(|n| n.handle.clone()).collect();
+        let sizes: Vec<usize> = futures::stream::iter(handles)
+            .map(|h| async move {
+                // A failed bootstrap (no known peers) still counts as done.
+                h.bootstrap().await.unwrap_or(0)
+            })
+            .buffer_unordered(parallel.max(1))
+            .collect()
+            .await;
+        let mut sizes = sizes;
+        sizes.sort_unstable();
+        Ok(Formation {
+            nodes: count,
+            form_s: started.elapsed().as_secs_f64(),
+            table_min: sizes.first().copied().unwrap_or(0),
+            table_median: sizes.get(sizes.len() / 2).copied().unwrap_or(0),
+            rss_mib: rss_bytes() as f64 / (1024.0 * 1024.0),
+            connections: self.net.connections(),
+        })
+    }
+
+    /// Kills node `index`: it goes dead on the network (nothing in, nothing
+    /// out, no connection closes) and its event loop stops.
+    pub fn kill(&mut self, index: usize) {
+        self.net.kill(index);
+        if let Some(n) = self.nodes.get_mut(index) {
+            n.node = None;
+        }
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(node) = n.node.take() {
+                node.shutdown().await;
+            }
+        }
+    }
+}

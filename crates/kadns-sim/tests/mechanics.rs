@@ -1,0 +1,194 @@
+//! The simulator's mechanics at small N: the delay layer adds exactly what
+//! it says, a dead node answers nothing, and a liar's forged bundle is never
+//! returned by the production lookup.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use kadns_sim::link::{LinkConfig, Network, address};
+use kadns_sim::names::{Names, Verdict};
+use kadns_sim::storage::LieKind;
+use kadns_sim::world::{World, sim_config};
+use libp2p::core::transport::{DialOpts, ListenerId, Transport, TransportEvent};
+use libp2p::core::{Endpoint, transport::PortUse};
+use tokio::time::Instant;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn dial_opts() -> DialOpts {
+    DialOpts {
+        role: Endpoint::Dialer,
+        port_use: PortUse::New,
+    }
+}
+
+fn within(got: Duration, ms: u64, what: &str) {
+    let want = Duration::from_millis(ms);
+    assert!(
+        got >= want && got <= want + Duration::from_millis(20),
+        "{what}: {got:?}, want {want:?}"
+    );
+}
+
+/// The dial costs one RTT (the SYN exchange), a write arrives one one-way
+/// delay later, and a request/response costs one RTT: never less, and not
+/// more than timer granularity plus scheduling slack (20 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_layer_adds_what_it_says() {
+    let net = Network::new(LinkConfig::fixed(Duration::from_millis(80)));
+    let (a, b) = (net.add_host(), net.add_host());
+    let mut listener = net.raw_transport(b);
+    listener
+        .listen_on(ListenerId::next(), address(b))
+        .expect("listen");
+    let mut dialer = net.raw_transport(a);
+    let start = Instant::now();
+    let dial = dialer.dial(address(b), dial_opts()).expect("dial");
+    let server = tokio::spawn(async move {
+        loop {
+            match futures::future::poll_fn(|cx| std::pin::Pin::new(&mut listener).poll(cx)).await {
+                TransportEvent::Incoming { upgrade, .. } => {
+                    let mut link = upgrade.await.expect("incoming");
+                    let mut buf = [0u8; 4];
+                    link.read_exact(&mut buf).await.expect("read");
+                    let got = Instant::now();
+                    link.write_all(&buf).await.expect("echo");
+                    return got;
+                }
+                _ => continue,
+            }
+        }
+    });
+    let mut link = dial.await.expect("connected");
+    within(start.elapsed(), 80, "dial = 1 RTT");
+    let sent = Instant::now();
+    link.write_all(b"ping").await.expect("write");
+    let mut buf = [0u8; 4];
+    link.read_exact(&mut buf).await.expect("read echo");
+    assert_eq!(&buf, b"ping");
+    within(sent.elapsed(), 80, "round trip = 1 RTT");
+    let arrived = server.await.expect("server");
+    within(arrived - sent, 40, "one way = RTT/2");
+}
+
+/// A dead node is blackholed: a peer's dial "succeeds" at the link but
+/// nothing ever arrives, the dead node's byte counters stop, and a record
+/// only it held is no longer found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_node_answers_nothing() {
+    let net = Network::new(LinkConfig {
+        upgrade_timeout: Duration::from_secs(2),
+        ..LinkConfig::fixed(Duration::from_millis(10))
+    });
+    // Raw level: bytes written to a dead host vanish and the link never
+    // reports end of stream.
+    let (a, b) = (net.add_host(), net.add_host());
+    let mut listener = net.raw_transport(b);
+    listener
+        .listen_on(ListenerId::next(), address(b))
+        .expect("listen");
+    net.kill(b);
+    let mut link = net
+        .raw_transport(a)
+        .dial(address(b), dial_opts())
+        .expect("dial")
+        .await
+        .expect("a dead host accepts the connection attempt");
+    link.write_all(b"hello?").await.expect("write is swallowed");
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_millis(500), link.read(&mut buf)).await;
+    assert!(read.is_err(), "a dead host neither answers nor closes");
+    assert_eq!(net.traffic(b), (0, 0));
+    assert_eq!(net.swallowed(a), 6);
+
+    // Production nodes, on a network of their own: a dead node never
+    // answers a lookup and no byte reaches or leaves it.
+    let net = Network::new(*net.config());
+    let names = Names::generate(1, 7).expect("names");
+    let mut world = World::new(net.clone(), sim_config(), names.book.clone(), 7);
+    world
+        .form(&[None, None, None], Vec::new(), 4)
+        .await
+        .expect("form");
+    let holder = world.nodes[2].index;
+    let key = names.newest[0].dht_key();
+    let report = world.nodes[2]
+        .handle
+        .put(names.newest[0].clone())
+        .await
+        .expect("put");
+    assert!(report.replicas() >= 1);
+    let before = tokio::time::timeout(DEADLINE, world.nodes[0].handle.get(key))
+        .await
+        .expect("get in time")
+        .expect("get");
+    assert!(before.best.is_some(), "found while everyone is alive");
+    // Kill every node that holds it but the asker: holder and the other.
+    world.kill(holder);
+    world.kill(world.nodes[1].index);
+    let frozen = (net.traffic(holder), net.traffic(world.nodes[1].index));
+    // A new node asks: it holds no copy, so only the network can answer.
+    let fresh = world.spawn(None, None).await.expect("a new asker");
+    let after = tokio::time::timeout(DEADLINE, world.nodes[fresh].handle.get(key))
+        .await
+        .expect("get in time")
+        .expect("get");
+    let only_local_or_alive = after
+        .answered_by
+        .iter()
+        .all(|p| *p != world.nodes[holder].peer_id && *p != world.nodes[1].peer_id);
+    assert!(
+        only_local_or_alive,
+        "a dead node answered: {:?}",
+        after.answered_by
+    );
+    assert_eq!(
+        (net.traffic(holder), net.traffic(world.nodes[1].index)),
+        frozen,
+        "no byte reached or left a dead node"
+    );
+    world.shutdown().await;
+}
+
+/// Half the network serves forged (and wrong-key) bundles with higher
+/// sequence numbers; the production lookup refuses every one of them and
+/// returns only the published bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liars_forged_bundle_is_never_returned() {
+    let net = Network::new(LinkConfig::fixed(Duration::from_millis(10)));
+    let names = Names::generate(4, 11).expect("names");
+    let mut world = World::new(net, sim_config(), names.book.clone(), 11);
+    let liars: Vec<Option<LieKind>> = (0..10)
+        .map(|i| match i % 4 {
+            1 => Some(LieKind::Forged),
+            3 => Some(LieKind::WrongKey),
+            _ => None,
+        })
+        .collect();
+    world.form(&liars, Vec::new(), 8).await.expect("form");
+    for bundle in &names.newest {
+        let report = world.nodes[0]
+            .handle
+            .put(bundle.clone())
+            .await
+            .expect("put");
+        assert!(report.replicas() >= 1);
+    }
+    let names = Arc::new(names);
+    let mut refused = 0;
+    for (i, bundle) in names.newest.iter().enumerate() {
+        let asker = [2, 4, 6, 8][i];
+        let key = bundle.dht_key();
+        let got = tokio::time::timeout(DEADLINE, world.nodes[asker].handle.get(key))
+            .await
+            .expect("get in time")
+            .expect("get");
+        let best = got.best.expect("the honest replicas are found");
+        assert_eq!(names.verdict(&key, best.as_bytes()), Verdict::Fresh);
+        assert_eq!(best.sequence(), 2, "never the liars' sequence 1000");
+        refused += got.invalid_answers;
+    }
+    assert!(refused > 0, "the liars were asked and refused");
+    world.shutdown().await;
+}
