@@ -12,12 +12,11 @@
 //!   DO, and only when the data was verified: by kadns for its own names,
 //!   by the upstream (its AD passed on, never invented) for forwarded ones.
 
-use hickory_server::proto::op::Metadata;
-use hickory_server::server::Request;
+use hickory_proto::op::{Message, Metadata};
 
 /// True when the client asked to hear whether the data was verified: the
 /// query set AD, or set DO in its EDNS record.
-pub(crate) fn wants_ad(request: &Request) -> bool {
+pub(crate) fn wants_ad(request: &Message) -> bool {
     request.metadata.authentic_data || request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok)
 }
 
@@ -34,14 +33,14 @@ pub(crate) fn not_a_query(metadata: &mut Metadata) {
 
 /// Flags of an answer from a kadns zone: AA, RA, and AD when asked for and
 /// `verified`.
-pub(crate) fn kadns_answer(metadata: &mut Metadata, request: &Request, verified: bool) {
+pub(crate) fn kadns_answer(metadata: &mut Metadata, request: &Message, verified: bool) {
     metadata.authoritative = true;
     metadata.recursion_available = true;
     metadata.authentic_data = verified && wants_ad(request);
 }
 
 /// Flags of a forwarded answer: RA, no AA, and the upstream's AD when asked for.
-pub(crate) fn forwarded_answer(metadata: &mut Metadata, request: &Request, upstream_ad: bool) {
+pub(crate) fn forwarded_answer(metadata: &mut Metadata, request: &Message, upstream_ad: bool) {
     metadata.authoritative = false;
     metadata.recursion_available = true;
     metadata.authentic_data = upstream_ad && wants_ad(request);

@@ -1,40 +1,59 @@
-//! The stub's request handler: one query in, one answer out.
+//! The stub's answerer: one DNS message in, one encoded answer out.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hickory_server::net::runtime::Time;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::op::{
-    Edns, Header, HeaderCounts, Message, Metadata, OpCode, ResponseCode,
-};
-use hickory_server::proto::rr::rdata::opt::EdnsOption;
-use hickory_server::proto::rr::{DNSClass, Record, RecordType};
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::EdnsOption;
+use hickory_proto::rr::{DNSClass, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use ipnet::IpNet;
 use kadns_resolver::{BundleSource, ExtendedError, Outcome, Resolver, Route};
 use tracing::{Instrument, debug, debug_span, warn};
 
+use crate::client_policy::{ClientPolicy, SharedPolicy};
 use crate::flags;
 use crate::metrics::{QueryLabels, StubMetrics};
+use crate::server::{Answerer, Disposition, QueryContext, Transport};
 use crate::truncation;
 
-/// Answers DNS requests through a [`Resolver`].
+/// DNS header length: anything shorter is dropped unanswered.
+const HEADER_LEN: usize = 12;
+
+/// Answers DNS messages through a [`Resolver`]; the stub's [`Answerer`].
 ///
-/// Decided once per query: an opcode other than QUERY gets NOTIMP, anything
-/// but exactly one question gets FORMERR, a name in a kadns zone is looked up
-/// and verified, every other name is forwarded upstream as the client sent it.
-/// hickory's server in front of it drops packets too short for a header and
-/// responses (no reflection), answers undecodable messages with FORMERR and
-/// clients outside the allowed networks with REFUSED.
+/// Before anything is decoded: a packet too short for a header, and any
+/// response (QR set, no reflection), is dropped. A message that does not
+/// decode gets FORMERR (header echoed, no question), or REFUSED for a client
+/// outside the allowed networks. Then, once per query: a client outside the
+/// allowed networks gets REFUSED with EDE 18, an opcode other than QUERY
+/// gets NOTIMP, an EDNS version above 0 BADVERS, anything but exactly one
+/// question FORMERR; a name in a kadns zone is looked up and verified, every
+/// other name is forwarded upstream as the client sent it. Over UDP an
+/// answer too long for the client becomes a TC reply.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use kadns::server::{Answerer, QueryContext, Transport};
+/// use kadns::{StubHandler, StubMetrics};
+/// use kadns_resolver::{Config, MemorySource, Resolver};
+///
+/// # async fn run(query: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+/// let resolver = Resolver::builder(Config::default(), MemorySource::new()).build()?;
+/// let handler = StubHandler::new(resolver, Arc::new(StubMetrics::default()), 1232);
+/// let ctx = QueryContext { client: "127.0.0.1:5300".parse()?, transport: Transport::Udp };
+/// let mut out = Vec::new();
+/// handler.answer(query, ctx, &mut out).await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct StubHandler<S: BundleSource> {
     resolver: Resolver<S>,
     metrics: Arc<StubMetrics>,
     max_udp_payload: u16,
-    /// Client networks answered; `None` answers every client.
-    allow: Option<Vec<IpNet>>,
+    /// Client networks answered (and the rate limit the UDP workers read).
+    policy: SharedPolicy,
 }
 
 /// The parts of a response, before encoding.
@@ -49,7 +68,7 @@ struct Reply {
 }
 
 impl Reply {
-    fn error(request: &Request, code: ResponseCode, outcome: &'static str) -> Self {
+    fn error(request: &Message, code: ResponseCode, outcome: &'static str) -> Self {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.recursion_available = true;
         metadata.response_code = code;
@@ -69,14 +88,41 @@ impl Reply {
     }
 }
 
+/// Why a message could not be read past its header.
+enum Undecodable {
+    /// Shorter than a header, or a response: no reply at all.
+    Drop,
+    /// The header, for a FORMERR (or REFUSED) reply.
+    Header(Header),
+}
+
+/// Decodes `query`, refusing early what cannot be a query.
+fn decode(query: &[u8]) -> Result<Message, Undecodable> {
+    if query.len() < HEADER_LEN || query[2] & 0x80 != 0 {
+        // Too short for a header, or QR set: a response is never answered.
+        return Err(Undecodable::Drop);
+    }
+    let header = Header::read(&mut BinDecoder::new(query)).map_err(|_| Undecodable::Drop)?;
+    // Each question takes at least 5 bytes: a count the message cannot hold
+    // is refused before the decoder reserves room for it.
+    let room = (query.len() - HEADER_LEN) / 5;
+    if usize::from(header.counts.queries) > room {
+        return Err(Undecodable::Header(header));
+    }
+    Message::from_vec(query).map_err(|error| {
+        debug!(%error, id = header.metadata.id, "undecodable query");
+        Undecodable::Header(header)
+    })
+}
+
 impl<S: BundleSource> StubHandler<S> {
-    /// A handler answering through `resolver`.
+    /// A handler answering every client through `resolver`.
     pub fn new(resolver: Resolver<S>, metrics: Arc<StubMetrics>, max_udp_payload: u16) -> Self {
         Self {
             resolver,
             metrics,
             max_udp_payload,
-            allow: None,
+            policy: Arc::new(ArcSwap::from_pointee(ClientPolicy::open())),
         }
     }
 
@@ -84,25 +130,25 @@ impl<S: BundleSource> StubHandler<S> {
     /// with EDE 18 "Prohibited" (RFC 8914). Without this, every client that
     /// reaches the sockets is answered. [`Stub`](crate::Stub) sets it from
     /// `StubConfig::allow` (loopback by default).
-    pub fn allow(mut self, networks: impl IntoIterator<Item = IpNet>) -> Self {
-        self.allow = Some(networks.into_iter().collect());
+    pub fn allow(self, networks: impl IntoIterator<Item = IpNet>) -> Self {
+        let mut policy = ClientPolicy::clone(&self.policy.load());
+        policy.allow = networks.into_iter().collect();
+        self.policy.store(Arc::new(policy));
         self
     }
 
-    /// Whether a client at `ip` may be answered (IPv4-mapped IPv6 addresses
-    /// count as their IPv4 address).
-    fn allowed(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        self.allow
-            .as_ref()
-            .is_none_or(|nets| nets.iter().any(|net| net.contains(&ip)))
+    /// The client policy this handler reads, shared with whoever swaps it.
+    pub(crate) fn with_policy(mut self, policy: SharedPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
-    async fn reply(&self, request: &Request) -> Reply {
-        if !self.allowed(request.src().ip()) {
+    fn allowed(&self, ip: IpAddr) -> bool {
+        self.policy.load().allows(ip)
+    }
+
+    async fn reply(&self, request: &Message, allowed: bool) -> Reply {
+        if !allowed {
             self.metrics.refused_clients.inc();
             return Reply::error(request, ResponseCode::Refused, "refused").because(
                 ExtendedError::new(
@@ -119,11 +165,10 @@ impl<S: BundleSource> StubHandler<S> {
         if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             return Reply::error(request, ResponseCode::BADVERS, "badvers");
         }
-        let Ok(info) = request.request_info() else {
+        let [query] = request.queries.as_slice() else {
             // Zero or several questions.
             return Reply::error(request, ResponseCode::FormErr, "formerr");
         };
-        let query = info.query.original();
         match self.resolver.route(query.name()) {
             Route::Forward => {
                 self.metrics.forwarded_queries.inc();
@@ -164,15 +209,8 @@ impl<S: BundleSource> StubHandler<S> {
 
     /// Forwards the client's own message (EDNS options, DO and CD bits kept)
     /// and relays the upstream's records and RCODE under the client's id.
-    async fn forward(&self, request: &Request) -> Reply {
-        let message = match Message::from_vec(request.as_slice()) {
-            Ok(message) => message,
-            Err(error) => {
-                debug!(%error, "cannot re-read the request for forwarding");
-                return Reply::error(request, ResponseCode::FormErr, "formerr");
-            }
-        };
-        match self.resolver.forward(&message).await {
+    async fn forward(&self, request: &Message) -> Reply {
+        match self.resolver.forward(request).await {
             Ok(forwarded) => {
                 let stale = forwarded.stale;
                 let response = forwarded.message;
@@ -204,8 +242,8 @@ impl<S: BundleSource> StubHandler<S> {
     }
 
     /// The EDNS record of the response: present if the request had one, with
-    /// the client's buffer size capped by ours (hickory truncates to it).
-    fn response_edns(&self, request: &Request) -> Option<Edns> {
+    /// the client's buffer size capped by ours.
+    fn response_edns(&self, request: &Message) -> Option<Edns> {
         let client = request.edns.as_ref()?;
         let mut edns = Edns::new();
         edns.set_max_payload(
@@ -216,112 +254,134 @@ impl<S: BundleSource> StubHandler<S> {
         edns.set_dnssec_ok(client.flags().dnssec_ok);
         Some(edns)
     }
-}
 
-/// Over UDP, a reply that does not fit the client's limit becomes a clean TC
-/// reply: header and question (and the OPT record), no partial record. See
-/// [`truncation`]; the client retries over TCP and gets it whole.
-fn fit_udp(
-    request: &Request,
-    edns: Option<&Edns>,
-    mut reply: Reply,
-    metrics: &StubMetrics,
-) -> Reply {
-    if request.protocol() != Protocol::Udp {
-        return reply;
-    }
-    let limit = truncation::udp_limit(edns);
-    let len = truncation::encoded_len(
-        request,
-        edns,
-        reply.metadata,
-        &reply.answers,
-        &reply.authorities,
-        &reply.additionals,
-    );
-    if truncation::must_truncate(len, limit) {
-        debug!(
-            ?len,
-            limit, "too big for UDP: truncated, the client retries over TCP"
-        );
-        metrics.truncated_responses.inc();
-        reply.metadata.truncation = true;
-        reply.answers.clear();
-        reply.authorities.clear();
-        reply.additionals.clear();
-    }
-    reply
-}
-
-#[async_trait::async_trait]
-impl<S: BundleSource> RequestHandler for StubHandler<S> {
-    async fn handle_request<R: ResponseHandler, T: Time>(
+    /// Encodes the reply to `request` into `out`: over UDP, as a TC reply
+    /// when too long for the client (see [`truncation`]); a reply that
+    /// cannot be encoded becomes SERVFAIL.
+    fn encode(
         &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let protocol = match request.protocol() {
-            Protocol::Udp => "udp",
-            Protocol::Tcp => "tcp",
-            _ => "other",
-        };
-        let qname = request
-            .queries
-            .queries()
-            .first()
-            .map(|q| q.original().name().to_string())
-            .unwrap_or_default();
-        let qtype = request
-            .queries
-            .queries()
-            .first()
-            .map(|q| q.query_type().to_string())
-            .unwrap_or_default();
-        let span = debug_span!("dns", id = request.metadata.id, %qname, %qtype, protocol, src = %request.src());
-        let reply = self.reply(request).instrument(span.clone()).await;
-        let _entered = span.enter();
-
+        request: &Message,
+        reply: Reply,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let mut edns = self.response_edns(request);
         if let (Some(edns), Some(ede)) = (edns.as_mut(), reply.extended_error.as_ref()) {
             add_extended_error(edns, ede);
         }
-        let reply = fit_udp(request, edns.as_ref(), reply, &self.metrics);
-        let mut builder = MessageResponseBuilder::from_message_request(request);
-        if let Some(edns) = edns.as_ref() {
-            builder.edns(edns);
-        }
-        let metadata = reply.metadata;
-        let response = builder.build(
-            metadata,
-            reply.answers.iter(),
-            reply.authorities.iter(),
-            None,
-            reply.additionals.iter(),
+        let limit = truncation::udp_limit(edns.as_ref());
+        let mut response = Message::new(
+            reply.metadata.id,
+            MessageType::Response,
+            reply.metadata.op_code,
         );
-        let outcome = reply.outcome;
-        match response_handle.send_response(response).await {
-            Ok(info) => {
-                // The encoder may have truncated the answer (TC) to fit the client's buffer.
-                self.metrics
-                    .responses
-                    .get_or_create(&QueryLabels {
-                        protocol: protocol.to_owned(),
-                        outcome: outcome.to_owned(),
-                    })
-                    .inc();
-                debug!(rcode = %info.response_code, outcome, "answered");
-                info
-            }
-            Err(error) => {
-                warn!(%error, "could not send a response");
-                let mut metadata = metadata;
-                metadata.response_code = ResponseCode::ServFail;
-                ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                })
+        response.metadata = reply.metadata;
+        response.queries = request.queries.clone();
+        response.answers = reply.answers;
+        response.authorities = reply.authorities;
+        response.additionals = reply.additionals;
+        response.edns = edns;
+        if let Err(error) = truncation::encode(&response, out) {
+            warn!(%error, "cannot encode a response: SERVFAIL instead");
+            truncation::truncate(&mut response);
+            response.metadata.truncation = false;
+            response.metadata.response_code = ResponseCode::ServFail;
+            if truncation::encode(&response, out).is_err() {
+                out.clear();
+                return false;
             }
         }
+        if transport == Transport::Udp && truncation::must_truncate(out.len(), limit) {
+            debug!(
+                len = out.len(),
+                limit, "too big for UDP: truncated, the client retries over TCP"
+            );
+            self.metrics.truncated_responses.inc();
+            truncation::truncate(&mut response);
+            if truncation::encode(&response, out).is_err() {
+                out.clear();
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The bare reply to a message that does not decode past `header`:
+    /// FORMERR (REFUSED for a client outside the allowed networks), the
+    /// header echoed, no question.
+    fn undecodable(
+        &self,
+        header: &Header,
+        allowed: bool,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> Disposition {
+        let (code, outcome) = if allowed {
+            (ResponseCode::FormErr, "formerr")
+        } else {
+            self.metrics.refused_clients.inc();
+            (ResponseCode::Refused, "refused")
+        };
+        let mut metadata = Metadata::response_from_request(&header.metadata);
+        metadata.response_code = code;
+        let mut response = Message::new(metadata.id, MessageType::Response, metadata.op_code);
+        response.metadata = metadata;
+        if truncation::encode(&response, out).is_err() {
+            out.clear();
+            return Disposition::Drop;
+        }
+        self.count(transport, outcome);
+        Disposition::Reply
+    }
+
+    fn count(&self, transport: Transport, outcome: &str) {
+        self.metrics
+            .responses
+            .get_or_create(&QueryLabels {
+                protocol: transport.as_str().to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+}
+
+impl<S: BundleSource> Answerer for StubHandler<S> {
+    async fn answer(&self, query: &[u8], ctx: QueryContext, out: &mut Vec<u8>) -> Disposition {
+        out.clear();
+        let allowed = self.allowed(ctx.client.ip());
+        let request = match decode(query) {
+            Ok(request) => request,
+            Err(Undecodable::Drop) => return Disposition::Drop,
+            Err(Undecodable::Header(header)) => {
+                return self.undecodable(&header, allowed, ctx.transport, out);
+            }
+        };
+        if request.metadata.message_type == MessageType::Response {
+            return Disposition::Drop;
+        }
+        let (qname, qtype) = request
+            .queries
+            .first()
+            .map(|q| (q.name().to_string(), q.query_type().to_string()))
+            .unwrap_or_default();
+        let span = debug_span!(
+            "dns",
+            id = request.metadata.id,
+            %qname,
+            %qtype,
+            protocol = ctx.transport.as_str(),
+            src = %ctx.client
+        );
+        let reply = self.reply(&request, allowed).instrument(span.clone()).await;
+        let _entered = span.enter();
+        let outcome = reply.outcome;
+        let rcode = reply.metadata.response_code;
+        if !self.encode(&request, reply, ctx.transport, out) {
+            return Disposition::Drop;
+        }
+        self.count(ctx.transport, outcome);
+        debug!(%rcode, outcome, "answered");
+        Disposition::Reply
     }
 }
 

@@ -22,19 +22,24 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod client_policy;
 mod flags;
 mod handler;
 mod metrics;
 mod metrics_server;
+mod nofile;
 mod publish_task;
 mod serve_config;
+pub mod server;
 mod service;
 mod stub;
 mod stub_config;
 mod truncation;
 
+pub use client_policy::{ClientPolicy, RateLimit};
 pub use handler::StubHandler;
 pub use metrics::{QueryLabels, StubMetrics};
+pub use nofile::raise_nofile_limit;
 pub use serve_config::{
     ConfigError, DhtConfig, MIN_REPLICATION_INTERVAL, MetricsConfig, P2pConfig, PublishConfig,
     ServeConfig, default_data_dir,

@@ -3,12 +3,13 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 /// Labels of one answered query.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueryLabels {
-    /// `udp` or `tcp`.
+    /// `udp`, `tcp`, `tls` or `https`.
     pub protocol: String,
     /// `noerror`, `nxdomain`, `nodata`, `servfail`, `formerr`, `notimp`, `refused`, …
     pub outcome: String,
@@ -27,6 +28,16 @@ pub struct StubMetrics {
     pub truncated_responses: Counter,
     /// Queries refused because the client is outside the allowed networks.
     pub refused_clients: Counter,
+    /// UDP replies dropped by response-rate limiting.
+    pub rrl_dropped: Counter,
+    /// UDP replies sent as a bare TC reply by response-rate limiting (slip).
+    pub rrl_slipped: Counter,
+    /// Stream connections (TCP, DoT) closed at once: over a cap, none idle.
+    pub tcp_refused: Counter,
+    /// Idle stream connections closed to make room for a new one.
+    pub tcp_evicted: Counter,
+    /// Stream connections open now.
+    pub tcp_connections: Gauge,
 }
 
 impl StubMetrics {
@@ -56,6 +67,31 @@ impl StubMetrics {
             "stub_truncated_responses",
             "UDP responses too big for the client, sent truncated (TC)",
             self.truncated_responses.clone(),
+        );
+        registry.register(
+            "stub_rrl_dropped",
+            "UDP replies dropped by response-rate limiting",
+            self.rrl_dropped.clone(),
+        );
+        registry.register(
+            "stub_rrl_slipped",
+            "UDP replies sent truncated (TC) by response-rate limiting",
+            self.rrl_slipped.clone(),
+        );
+        registry.register(
+            "stub_tcp_refused",
+            "Stream connections closed at once: over a connection cap, none idle",
+            self.tcp_refused.clone(),
+        );
+        registry.register(
+            "stub_tcp_evicted",
+            "Idle stream connections closed to make room for a new one",
+            self.tcp_evicted.clone(),
+        );
+        registry.register(
+            "stub_tcp_connections",
+            "Stream connections (TCP, DoT) open now",
+            self.tcp_connections.clone(),
         );
     }
 

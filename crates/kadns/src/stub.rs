@@ -5,22 +5,30 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_server::Server;
+use arc_swap::ArcSwap;
 use kadns_resolver::{BundleSource, Resolver};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::client_policy::{ClientPolicy, SharedPolicy};
 use crate::handler::StubHandler;
 use crate::metrics::StubMetrics;
+use crate::server::conn_limit::ConnectionSlots;
+use crate::server::rrl::Rrl;
+use crate::server::tcp::{self, TcpSettings};
+use crate::server::udp::{self, UdpShared};
 use crate::stub_config::StubConfig;
 
-/// Largest DNS message over TCP, and so the response buffer per connection.
-const TCP_RESPONSE_BUFFER: usize = 65_535;
-
 /// Ports tried for a listen address with port 0. UDP and TCP share one port,
-/// but the port the OS picks for UDP may be taken for TCP (a client socket
-/// in TIME-WAIT holds its port for a minute): then both are bound again.
+/// but the port the OS picks for TCP may be taken for UDP: then both are
+/// bound again.
 const PORT_ZERO_ATTEMPTS: usize = 32;
+
+/// Queries in flight per UDP worker; beyond it the worker's socket is not
+/// read (the kernel's receive buffer takes the rest, then drops).
+const UDP_IN_FLIGHT_PER_WORKER: usize = 4_096;
 
 /// Why the stub could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,10 +52,14 @@ pub enum StubError {
 
 /// A running DNS stub. Dropping it without [`Stub::shutdown`] aborts its tasks.
 pub struct Stub<S: BundleSource> {
-    server: Server<StubHandler<S>>,
+    handler: Arc<StubHandler<S>>,
+    policy: SharedPolicy,
+    slots: ConnectionSlots,
     udp: Vec<SocketAddr>,
     tcp: Vec<SocketAddr>,
     metrics: Arc<StubMetrics>,
+    tasks: JoinSet<()>,
+    shutdown: CancellationToken,
 }
 
 impl<S: BundleSource> std::fmt::Debug for Stub<S> {
@@ -60,47 +72,68 @@ impl<S: BundleSource> std::fmt::Debug for Stub<S> {
 }
 
 impl<S: BundleSource> Stub<S> {
-    /// Binds every configured address over UDP and TCP and starts answering.
-    /// Returns only once all sockets listen; logs `listening for UDP on ADDR`
-    /// and `listening for TCP on ADDR` for each.
+    /// Binds every configured address over UDP (one `SO_REUSEPORT` socket
+    /// per worker) and TCP and starts answering. Returns only once all
+    /// sockets listen; logs `listening for UDP on ADDR` and `listening for
+    /// TCP on ADDR` for each.
     pub async fn bind(config: &StubConfig, resolver: Resolver<S>) -> Result<Self, StubError> {
         if config.listen.is_empty() {
             return Err(StubError::NoListenAddress);
         }
         let metrics = Arc::new(StubMetrics::default());
+        let policy: SharedPolicy = Arc::new(ArcSwap::from_pointee(config.client_policy()));
         // The handler applies the ACL itself, so that a refusal can say why (EDE 18).
-        let handler = StubHandler::new(resolver, metrics.clone(), config.max_udp_payload)
-            .allow(config.allow.iter().copied());
-        let mut server = Server::new(handler);
+        let handler = Arc::new(
+            StubHandler::new(resolver, metrics.clone(), config.max_udp_payload)
+                .with_policy(policy.clone()),
+        );
+        let slots = ConnectionSlots::new(config.connection_limits(), metrics.clone());
+        let udp_shared = Arc::new(UdpShared {
+            answerer: handler.clone(),
+            policy: policy.clone(),
+            rrl: Rrl::new(),
+            metrics: metrics.clone(),
+            max_in_flight: UDP_IN_FLIGHT_PER_WORKER,
+        });
+        let settings = TcpSettings {
+            idle_timeout: Duration::from_secs(config.tcp_idle_timeout_secs),
+            max_in_flight: config.tcp_max_in_flight,
+        };
+        let workers = config.worker_count();
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
         let (mut udp, mut tcp) = (Vec::new(), Vec::new());
         for &addr in &config.listen {
-            let (socket, listener) = bind_pair(addr).await?;
-            let local = socket.local_addr().map_err(|source| StubError::Bind {
-                protocol: "UDP",
-                addr,
-                source,
-            })?;
-            let tcp_local = listener.local_addr().map_err(|source| StubError::Bind {
+            let (sockets, listener) = bind_group(addr, workers).await?;
+            let local = listener.local_addr().map_err(|source| StubError::Bind {
                 protocol: "TCP",
                 addr,
                 source,
             })?;
             info!("listening for UDP on {local}");
-            info!("listening for TCP on {tcp_local}");
-            server.register_socket(socket);
-            server.register_listener(
+            info!("listening for TCP on {local}");
+            for socket in sockets {
+                tasks.spawn(udp::worker(socket, udp_shared.clone(), shutdown.clone()));
+            }
+            tasks.spawn(tcp::accept_loop(
                 listener,
-                Duration::from_secs(config.tcp_idle_timeout_secs),
-                TCP_RESPONSE_BUFFER,
-            );
+                handler.clone(),
+                slots.clone(),
+                settings,
+                shutdown.clone(),
+            ));
             udp.push(local);
-            tcp.push(tcp_local);
+            tcp.push(local);
         }
         Ok(Self {
-            server,
+            handler,
+            policy,
+            slots,
             udp,
             tcp,
             metrics,
+            tasks,
+            shutdown,
         })
     }
 
@@ -119,50 +152,86 @@ impl<S: BundleSource> Stub<S> {
         &self.metrics
     }
 
+    /// The answerer behind every listener: other stream listeners (DoT,
+    /// DoH) answer through it too.
+    pub fn handler(&self) -> &Arc<StubHandler<S>> {
+        &self.handler
+    }
+
+    /// The connection caps shared by every stream listener.
+    pub fn connection_slots(&self) -> &ConnectionSlots {
+        &self.slots
+    }
+
+    /// The client policy in force.
+    pub fn client_policy(&self) -> ClientPolicy {
+        ClientPolicy::clone(&self.policy.load())
+    }
+
+    /// Replaces the allowed networks and the response-rate limit, as one
+    /// value: every query after this is answered under the new policy.
+    pub fn set_client_policy(&self, policy: ClientPolicy) {
+        self.policy.store(Arc::new(policy));
+    }
+
     /// Stops accepting queries and waits for the socket tasks to end.
     pub async fn shutdown(mut self) {
-        if let Err(error) = self.server.shutdown_gracefully().await {
-            tracing::warn!(%error, "DNS stub stopped with an error");
+        self.shutdown.cancel();
+        while let Some(done) = self.tasks.join_next().await {
+            if let Err(error) = done
+                && error.is_panic()
+            {
+                tracing::warn!(%error, "a DNS listener task panicked");
+            }
         }
     }
 }
 
-/// Binds `addr` over UDP, then TCP on the port UDP got, so that port 0 gives
-/// one port for both. For port 0, a port taken for TCP is given up and
-/// another tried, at most [`PORT_ZERO_ATTEMPTS`] times.
-async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), StubError> {
+/// Binds `addr` over TCP, then `workers` UDP sockets with `SO_REUSEPORT` on
+/// the port TCP got, so that port 0 gives one port for both. TCP goes
+/// first, without `SO_REUSEPORT`: a second server on the same port fails
+/// there rather than silently sharing the UDP sockets. For port 0, a port
+/// taken for UDP is given up and another tried, at most
+/// [`PORT_ZERO_ATTEMPTS`] times.
+async fn bind_group(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<(Vec<UdpSocket>, TcpListener), StubError> {
     let mut attempt = 1;
     loop {
-        let socket = UdpSocket::bind(addr)
+        let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StubError::Bind {
-                protocol: "UDP",
+                protocol: "TCP",
                 addr,
                 source,
             })?;
-        let port = socket
+        let port = listener
             .local_addr()
             .map_err(|source| StubError::Bind {
-                protocol: "UDP",
+                protocol: "TCP",
                 addr,
                 source,
             })?
             .port();
-        let tcp_addr = SocketAddr::new(addr.ip(), port);
-        match TcpListener::bind(tcp_addr).await {
-            Ok(listener) => return Ok((socket, listener)),
+        let udp_addr = SocketAddr::new(addr.ip(), port);
+        match (0..workers.max(1))
+            .map(|_| udp::bind_reuseport(udp_addr))
+            .collect::<io::Result<Vec<_>>>()
+        {
+            Ok(sockets) => return Ok((sockets, listener)),
             Err(source)
                 if addr.port() == 0
                     && source.kind() == io::ErrorKind::AddrInUse
                     && attempt < PORT_ZERO_ATTEMPTS =>
             {
-                tracing::debug!(port, attempt, "port taken for TCP: trying another");
+                tracing::debug!(port, attempt, "port taken for UDP: trying another");
                 attempt += 1;
             }
             Err(source) => {
                 return Err(StubError::Bind {
-                    protocol: "TCP",
-                    addr: tcp_addr,
+                    protocol: "UDP",
+                    addr: udp_addr,
                     source,
                 });
             }
@@ -177,8 +246,10 @@ mod tests {
     #[tokio::test]
     async fn port_zero_gives_one_port_for_udp_and_tcp() {
         for _ in 0..50 {
-            let (udp, tcp) = bind_pair("127.0.0.1:0".parse().unwrap()).await.unwrap();
-            assert_eq!(udp.local_addr().unwrap(), tcp.local_addr().unwrap());
+            let (udp, tcp) = bind_group("127.0.0.1:0".parse().unwrap(), 2).await.unwrap();
+            for socket in &udp {
+                assert_eq!(socket.local_addr().unwrap(), tcp.local_addr().unwrap());
+            }
         }
     }
 
@@ -190,13 +261,35 @@ mod tests {
         if std::net::UdpSocket::bind(addr).is_err() {
             return;
         }
-        match bind_pair(addr).await {
+        match bind_group(addr, 2).await {
             Err(StubError::Bind {
                 protocol: "TCP",
                 addr: reported,
                 ..
             }) => assert_eq!(reported, addr),
             other => panic!("expected a TCP bind error, got {other:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod udp_taken {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_explicit_port_taken_for_udp_is_an_error_naming_it() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        if std::net::TcpListener::bind(addr).is_err() {
+            return;
+        }
+        match bind_group(addr, 2).await {
+            Err(StubError::Bind {
+                protocol: "UDP",
+                addr: reported,
+                ..
+            }) => assert_eq!(reported, addr),
+            other => panic!("expected a UDP bind error, got {other:?}"),
         }
     }
 }

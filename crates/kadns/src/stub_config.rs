@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::client_policy::{ClientPolicy, RateLimit};
+use crate::server::conn_limit::ConnectionLimits;
+
 /// Where the stub listens and whom it answers.
 ///
 /// The default listens on `127.0.0.1:53` and answers only loopback clients:
@@ -24,6 +27,25 @@ pub struct StubConfig {
     pub max_udp_payload: u16,
     /// Idle time after which a TCP client connection is closed, in seconds.
     pub tcp_idle_timeout_secs: u64,
+    // Limits and sockets (issue 9, issue 11).
+    /// UDP responses per second per client prefix (/24, /56) and response
+    /// class, for every client, loopback included; 0 turns response-rate
+    /// limiting off. Unset: [`RateLimit::DEFAULT_RESPONSES_PER_SECOND`] for
+    /// clients off this machine, none for loopback.
+    pub rate_limit: Option<u32>,
+    /// Every `slip`th reply over the rate is sent truncated (TC) instead of
+    /// dropped, so real clients retry over TCP; 0 drops them all.
+    pub slip: u32,
+    /// TCP connections open at once, all clients together; over it, the
+    /// oldest idle connection is closed for a new one.
+    pub tcp_max_connections: usize,
+    /// TCP connections open at once per client (IPv4 address, IPv6 /64).
+    pub tcp_max_connections_per_client: usize,
+    /// Queries answered at once on one TCP connection (pipelining).
+    pub tcp_max_in_flight: usize,
+    /// UDP sockets (`SO_REUSEPORT`), one worker loop each, per listen
+    /// address. Unset: one per available CPU.
+    pub workers: Option<usize>,
 }
 
 /// Default cap on UDP responses: the EDNS buffer size recommended by DNS Flag
@@ -40,6 +62,51 @@ impl Default for StubConfig {
             ],
             max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
             tcp_idle_timeout_secs: 10,
+            rate_limit: None,
+            slip: RateLimit::DEFAULT_SLIP,
+            tcp_max_connections: 1024,
+            tcp_max_connections_per_client: 64,
+            tcp_max_in_flight: 16,
+            workers: None,
         }
+    }
+}
+
+impl StubConfig {
+    /// The client policy this configuration gives: its allowed networks and
+    /// its response-rate limit.
+    pub fn client_policy(&self) -> ClientPolicy {
+        let rate_limit = match self.rate_limit {
+            Some(0) => None,
+            Some(rate) => Some(RateLimit {
+                responses_per_second: rate,
+                slip: self.slip,
+                loopback: true,
+            }),
+            None => Some(RateLimit {
+                responses_per_second: RateLimit::DEFAULT_RESPONSES_PER_SECOND,
+                slip: self.slip,
+                loopback: false,
+            }),
+        };
+        ClientPolicy {
+            allow: self.allow.clone(),
+            rate_limit,
+        }
+    }
+
+    /// The TCP connection caps.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.tcp_max_connections,
+            max_per_client: self.tcp_max_connections_per_client,
+        }
+    }
+
+    /// UDP workers per listen address: `workers`, or one per available CPU.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+            .max(1)
     }
 }

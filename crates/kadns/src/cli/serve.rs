@@ -19,9 +19,16 @@ pub(crate) struct ServeArgs {
     /// DNS address to answer on, UDP and TCP [default: 127.0.0.1:53].
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
-    /// Client network allowed to query, e.g. 192.168.1.0/24 [default: loopback only].
+    /// Client network allowed to query, e.g. 192.168.1.0/24 (repeatable). Replaces
+    /// the configured list (loopback only by default): add 127.0.0.0/8 to keep
+    /// answering this machine.
     #[arg(long, value_name = "NET")]
     allow: Vec<IpNet>,
+    /// UDP responses per second per client prefix and response class, loopback
+    /// clients included; 0 turns response-rate limiting off
+    /// [default: 100 for clients off this machine, none for loopback].
+    #[arg(long, value_name = "N")]
+    rate_limit: Option<u32>,
     /// libp2p address to listen on for other nodes [default: /ip4/0.0.0.0/tcp/4001].
     #[arg(long, value_name = "MULTIADDR")]
     p2p_listen: Vec<Multiaddr>,
@@ -86,7 +93,10 @@ impl ServeArgs {
             config.dns.listen = self.listen;
         }
         if !self.allow.is_empty() {
-            config.dns.allow.extend(self.allow);
+            config.dns.allow = self.allow;
+        }
+        if self.rate_limit.is_some() {
+            config.dns.rate_limit = self.rate_limit;
         }
         if !self.p2p_listen.is_empty() {
             config.p2p.listen = self.p2p_listen;
@@ -117,6 +127,12 @@ impl ServeArgs {
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.into_config()?;
+    // Every TCP connection is a file descriptor: the caps, not the soft
+    // limit, should be what bounds them.
+    match kadns::raise_nofile_limit() {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     runtime()?.block_on(async {
         let service = Service::start(&config).await?;
         print_addresses(&service).await?;
