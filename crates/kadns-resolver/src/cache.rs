@@ -1,6 +1,7 @@
 //! The bounded cache of lookup results, keyed by DHT key.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -64,6 +65,9 @@ pub(crate) struct Cache {
     max_ttl: Duration,
     negative_ttl: Duration,
     inner: Mutex<Inner>,
+    /// Bumped whenever an entry is replaced, or dropped while still live:
+    /// answers rendered from the old entry must not be served again.
+    answer_generation: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -81,7 +85,13 @@ impl Cache {
             max_ttl: Duration::from_secs(max_ttl_secs.into()),
             negative_ttl: Duration::from_secs(negative_ttl_secs.min(max_ttl_secs).into()),
             inner: Mutex::default(),
+            answer_generation: AtomicU64::new(0),
         }
+    }
+
+    /// See [`Resolver::answer_generation`](crate::Resolver::answer_generation).
+    pub(crate) fn answer_generation(&self) -> u64 {
+        self.answer_generation.load(Ordering::Acquire)
     }
 
     pub(crate) fn negative_ttl(&self) -> Duration {
@@ -191,12 +201,16 @@ impl Cache {
         let generation = inner.generation;
         if let Some((old, old_generation)) = inner.entries.remove(&key) {
             inner.by_expiry.remove(&(old.expires, old_generation, key));
+            self.answer_generation.fetch_add(1, Ordering::AcqRel);
         }
         while inner.entries.len() >= self.max_entries {
             let Some((expires, _, victim)) = inner.by_expiry.pop_first() else {
                 break;
             };
             tracing::trace!(%victim, ?expires, "cache full, evicting");
+            if expires > cached.fetched {
+                self.answer_generation.fetch_add(1, Ordering::AcqRel);
+            }
             inner.entries.remove(&victim);
         }
         inner.by_expiry.insert((cached.expires, generation, key));
@@ -272,6 +286,20 @@ mod tests {
             Duration::from_secs(50),
             "negative TTL clamped to max_ttl"
         );
+    }
+
+    #[test]
+    fn replacing_or_evicting_a_live_entry_moves_the_answer_generation() {
+        let cache = Cache::new(2, 86_400, 60);
+        let now = Instant::now();
+        cache.insert(key(1), bundle(&[300], 10_000), now, NOW);
+        cache.insert(key(2), bundle(&[300], 10_000), now, NOW);
+        assert_eq!(cache.answer_generation(), 0);
+        cache.insert(key(1), bundle(&[300, 300], 10_000), now, NOW);
+        assert_eq!(cache.answer_generation(), 1);
+        // Full: a third name evicts a live entry.
+        cache.insert(key(3), bundle(&[300], 10_000), now, NOW);
+        assert_eq!(cache.answer_generation(), 2);
     }
 
     #[test]

@@ -238,6 +238,23 @@ impl<S: BundleSource> Resolver<S> {
         self.inner.router.route(name)
     }
 
+    /// A counter that moves whenever a cached bundle is replaced (a newer
+    /// sequence, or found where nothing was) or dropped while still live.
+    /// A cache of rendered answers stores the value read *before* resolving
+    /// and serves an answer only while the value is unchanged, so it never
+    /// serves an answer from a replaced bundle.
+    ///
+    /// ```
+    /// use kadns_resolver::{Config, MemorySource, Resolver};
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let resolver = Resolver::builder(Config::default(), MemorySource::new()).build()?;
+    /// assert_eq!(resolver.answer_generation(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn answer_generation(&self) -> u64 {
+        self.inner.fetcher.cache.answer_generation()
+    }
+
     /// The metrics this resolver records into.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics

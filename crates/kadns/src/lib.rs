@@ -22,6 +22,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod answer_cache;
 mod client_policy;
 mod flags;
 mod handler;
