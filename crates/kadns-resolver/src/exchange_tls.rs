@@ -202,3 +202,125 @@ async fn one(
     stream.read_exact(&mut buf).await.map_err(io)?;
     Ok((check(server, query, &buf)?, stream))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{OpCode, Query};
+    use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::A};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A loopback DoT server with a self-signed certificate for `dns.test`
+    /// answering every A query with 192.0.2.1; counts connections accepted.
+    async fn dot_server(
+        dir: &Path,
+    ) -> (
+        std::net::SocketAddr,
+        Arc<AtomicUsize>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let cert = rcgen::generate_simple_self_signed(vec!["dns.test".into()]).unwrap();
+        std::fs::write(dir.join("ca.pem"), cert.cert.pem()).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(
+            cert.key_pair.serialize_pem().as_bytes(),
+        )
+        .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    while let Ok(len) = tls.read_u16().await {
+                        let mut buf = vec![0; usize::from(len)];
+                        if tls.read_exact(&mut buf).await.is_err() {
+                            return;
+                        }
+                        let query = Message::from_vec(&buf).unwrap();
+                        let mut response = Message::response(query.metadata.id, OpCode::Query);
+                        response.queries = query.queries.clone();
+                        response.answers.push(Record::from_rdata(
+                            query.queries[0].name.clone(),
+                            300,
+                            RData::A(A::new(192, 0, 2, 1)),
+                        ));
+                        let bytes = response.to_vec().unwrap();
+                        let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+                        out.extend_from_slice(&bytes);
+                        if tls.write_all(&out).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted, task)
+    }
+
+    #[tokio::test]
+    async fn verifies_the_name_and_reuses_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, accepted, task) = dot_server(dir.path()).await;
+        let client = DotClient::new(Some(&dir.path().join("ca.pem"))).unwrap();
+        let upstream: Upstream = format!("tls://{addr}#dns.test").parse().unwrap();
+        for id in 1..=3u16 {
+            let mut query = Message::query();
+            query.metadata.id = id;
+            query.add_query(Query::query(
+                Name::from_ascii("a.test.").unwrap(),
+                RecordType::A,
+            ));
+            let bytes = query.to_vec().unwrap();
+            let response = client.exchange(&upstream, &query, &bytes).await.unwrap();
+            assert_eq!(response.answers[0].data, RData::A(A::new(192, 0, 2, 1)));
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for three queries"
+        );
+
+        // A name the certificate does not carry is refused.
+        let wrong: Upstream = format!("tls://{addr}#other.test").parse().unwrap();
+        let mut query = Message::query();
+        query.add_query(Query::query(
+            Name::from_ascii("a.test.").unwrap(),
+            RecordType::A,
+        ));
+        let bytes = query.to_vec().unwrap();
+        assert!(matches!(
+            client.exchange(&wrong, &query, &bytes).await,
+            Err(ForwardError::Io {
+                transport: "tls",
+                ..
+            })
+        ));
+        // Without the test CA, the system roots do not trust it.
+        let untrusting = DotClient::new(None).unwrap();
+        assert!(
+            untrusting
+                .exchange(&upstream, &query, &bytes)
+                .await
+                .is_err()
+        );
+        assert!(matches!(
+            DotClient::new(Some(&dir.path().join("missing.pem"))),
+            Err(TlsClientError::CaFile { .. })
+        ));
+        task.abort();
+    }
+}
