@@ -5,6 +5,7 @@
 //! - [`upstream`]: a small DNS server on loopback that plays "the ordinary
 //!   DNS" for forwarding tests.
 //! - [`dig`]: run the real `dig`, when installed (CI installs it).
+//! - [`tls`]: a throw-away CA and server certificate for DoT and DoH tests.
 //! - [`net`]: a [`net::TestNet`] of in-process DHT server nodes on loopback.
 //!
 //! Everything talks only to loopback addresses, and every wait has a deadline.
@@ -15,6 +16,7 @@ pub mod dig;
 pub mod hostile;
 pub mod net;
 pub mod process;
+pub mod tls;
 pub mod upstream;
 
 /// Errors in tests are reported, not handled.

@@ -87,7 +87,11 @@ async fn tcp(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Messag
 /// set, and the same question (names compared case-insensitively, since not
 /// every server keeps the case of the question). A response without a
 /// question is accepted only as an error.
-fn check(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Message, ForwardError> {
+pub(crate) fn check(
+    server: SocketAddr,
+    query: &Message,
+    bytes: &[u8],
+) -> Result<Message, ForwardError> {
     let malformed = |reason: String| ForwardError::Malformed { server, reason };
     let response = Message::from_vec(bytes).map_err(|e| malformed(e.to_string()))?;
     if response.metadata.id != query.metadata.id {

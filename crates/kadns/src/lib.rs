@@ -45,6 +45,7 @@ pub use serve_config::{
     ConfigError, DhtConfig, MIN_REPLICATION_INTERVAL, MetricsConfig, P2pConfig, PublishConfig,
     ServeConfig, default_data_dir,
 };
+pub use server::tls_config::{ALPN_DOH, ALPN_DOT, TlsConfigError, TlsIdentity};
 pub use service::{Service, ServiceError};
 pub use stub::{Stub, StubError};
 pub use stub_config::{DEFAULT_MAX_UDP_PAYLOAD, StubConfig};

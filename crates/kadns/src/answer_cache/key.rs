@@ -179,8 +179,8 @@ impl QueryKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_server::proto::op::{Edns, Message, Query};
-    use hickory_server::proto::rr::{Name, RecordType};
+    use hickory_proto::op::{Edns, Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
     use proptest::prelude::*;
 
     fn query(id: u16, name: &str, qtype: RecordType, edns: Option<(u16, bool)>) -> Vec<u8> {

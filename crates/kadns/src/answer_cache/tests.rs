@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use hickory_server::proto::op::{Edns, Message};
+use hickory_proto::op::{Edns, Message};
 use proptest::prelude::*;
 
 use super::wire::tests::exchange;

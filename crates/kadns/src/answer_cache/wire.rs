@@ -100,10 +100,10 @@ fn carries_stale_ede(mut options: &[u8]) -> Option<bool> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use hickory_server::proto::op::{Edns, Message, Query, ResponseCode};
-    use hickory_server::proto::rr::rdata::opt::EdnsOption;
-    use hickory_server::proto::rr::rdata::{A, SOA};
-    use hickory_server::proto::rr::{Name, RData, Record, RecordType};
+    use hickory_proto::op::{Edns, Message, Query, ResponseCode};
+    use hickory_proto::rr::rdata::opt::EdnsOption;
+    use hickory_proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
 
     /// A query and a response to it with A records of `ttls` (and an SOA of
     /// `soa_ttl` in the authority section, if given).
