@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::error::ProblemKind;
+use crate::zonefile::ProblemKind;
 
 use super::fields::Fields;
 

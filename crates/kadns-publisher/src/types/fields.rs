@@ -6,8 +6,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use crate::error::ProblemKind;
 use crate::lexer::{self, Token};
+use crate::zonefile::ProblemKind;
 
 use super::type_name;
 

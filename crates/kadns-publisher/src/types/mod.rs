@@ -11,8 +11,8 @@
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::error::ProblemKind;
 use crate::lexer::Token;
+use crate::zonefile::ProblemKind;
 
 mod composite;
 mod fields;

@@ -7,7 +7,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::txt::{Parser, parse_ttl};
 use kadns_record::{FORBIDDEN_TYPES, MAX_TTL, OwnerName};
 
-use crate::error::{ProblemKind, ZoneError, ZoneProblem};
+use super::{ProblemKind, ZoneError, ZoneProblem};
 use crate::lexer::{Entry, Token};
 use crate::types;
 use crate::warning::{WarningKind, ZoneWarning};

@@ -68,16 +68,18 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 use kadns_record::OwnerName;
 
-use crate::error::ZoneError;
 use crate::lexer;
 use crate::warning::ZoneWarning;
 
 mod context;
+mod error;
 mod rdata;
 #[cfg(test)]
 mod tests;
 
 use context::Context;
+pub(crate) use error::Problems;
+pub use error::{ProblemKind, ZoneError, ZoneProblem};
 
 /// One resource record of a zone file, with the line it was written on.
 #[derive(Debug, Clone, PartialEq, Eq)]

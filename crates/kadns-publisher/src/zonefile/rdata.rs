@@ -6,7 +6,7 @@ use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, Restrict};
 
-use crate::error::ProblemKind;
+use super::ProblemKind;
 use crate::lexer::{self, Token};
 use crate::types;
 

@@ -8,7 +8,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NULL};
 use hickory_proto::serialize::txt::Parser;
 use proptest::prelude::*;
 
-use crate::error::ProblemKind;
+use super::ProblemKind;
 use crate::types;
 
 use super::*;
