@@ -36,6 +36,9 @@ pub struct Behaviour {
     pub inject_authority: Vec<Record>,
     /// Records added to the additional section of every answer.
     pub inject_additional: Vec<Record>,
+    /// Names at or under this suffix (say `void.`) are never answered, over
+    /// UDP or TCP: an upstream that lets a forward hang until its deadline.
+    pub never_answer: Option<String>,
 }
 
 struct Shared {
@@ -153,6 +156,11 @@ fn answer(shared: &Shared, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
     response.queries = request.queries.clone();
     let query = request.queries.first()?;
     let name = query.name().to_lowercase();
+    if let Some(suffix) = &shared.behaviour.never_answer
+        && Name::from_ascii(suffix).is_ok_and(|s| s.zone_of(&name))
+    {
+        return None;
+    }
     let known = table.keys().any(|(n, _)| *n == name);
     match table.get(&(name, query.query_type())) {
         Some(rdatas) => {
