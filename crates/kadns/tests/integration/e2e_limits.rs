@@ -2,7 +2,8 @@
 //! loopback addresses (127.0.1.1 is another /24 than 127.0.0.1):
 //! response-rate limiting with slip, TCP under 3,000 idle connections, fair
 //! forwarding slots under a flood of never-answered names, and `--allow`
-//! replacing the loopback default. Every figure a test measures is printed
+//! replacing the loopback default, and junk datagrams on a forward's socket
+//! that do not end the forward. Every figure a test measures is printed
 //! (`--nocapture`) for docs/performance.md.
 
 use std::io::{Read, Write};
@@ -486,6 +487,51 @@ async fn allow() -> TestResult {
     let (answered, _) = ask_from("127.0.0.2", server, "allowed.example.", wait, 2).await?;
     assert_eq!(answered.metadata.response_code, ResponseCode::NoError);
     assert_eq!(answered.answers.len(), 1, "{answered:?}");
+    node.terminate()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_datagrams_on_a_forwards_socket_do_not_end_it() -> TestResult {
+    timeout(TEST_BOUND, junk()).await?
+}
+
+async fn junk() -> TestResult {
+    // 100 datagrams (the old limit was 16) that do not answer the query reach the forward's socket
+    // from the upstream's own address before the answer does.
+    let upstream = TestUpstream::start_with(
+        &[("sprayed.example.", RData::A(A::new(198, 51, 100, 11)))],
+        Behaviour {
+            junk_before_answer: 100,
+            ..Behaviour::default()
+        },
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let mut args = serve_args(&dir.path().join("stub"), "127.0.0.1:0");
+    args.extend(["--upstream".into(), upstream.addr().to_string()]);
+    let mut node = serve(args).await?;
+    let server = node.dns_udp[0];
+    let (response, tries) = ask_from(
+        "127.0.0.1",
+        server,
+        "sprayed.example.",
+        Duration::from_secs(5),
+        1,
+    )
+    .await?;
+    assert_eq!(
+        response.metadata.response_code,
+        ResponseCode::NoError,
+        "{response:?}"
+    );
+    assert_eq!(response.answers.len(), 1, "{response:?}");
+    assert_eq!(tries, 1);
+    assert_eq!(
+        upstream.queries(),
+        1,
+        "one exchange, not ended early and retried"
+    );
     node.terminate()?;
     Ok(())
 }
