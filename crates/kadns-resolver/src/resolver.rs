@@ -1,7 +1,7 @@
 //! The resolver: routing, the lookup flow, CNAME chasing, negative answers.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use hickory_proto::op::Message;
@@ -300,20 +300,29 @@ impl<S: BundleSource> Resolver<S> {
     #[tracing::instrument(skip_all, fields(id = request.metadata.id, qname, qtype))]
     /// Answers come from the forward cache when it holds them; when every
     /// upstream fails, a stale cached answer may be returned
-    /// ([`Forwarded::stale`]).
-    pub async fn forward(&self, request: &Message) -> Result<Forwarded, ForwardError> {
+    /// ([`Forwarded::stale`]). `client` is the address the query came
+    /// from: forwarding slots are shared fairly among client networks (/24,
+    /// /56), and a network over its share or its waiting places gets
+    /// [`ForwardError::ClientBusy`] or [`ForwardError::TooManyWaiters`].
+    pub async fn forward(
+        &self,
+        request: &Message,
+        client: IpAddr,
+    ) -> Result<Forwarded, ForwardError> {
         if let Some(query) = request.queries.first() {
             let span = tracing::Span::current();
             span.record("qname", tracing::field::display(&query.name));
             span.record("qtype", tracing::field::display(query.query_type));
         }
         // The query's one deadline bounds the forward too.
-        let result =
-            tokio::time::timeout(self.inner.deadline, self.inner.forwarder.forward(request))
-                .await
-                .unwrap_or(Err(ForwardError::Deadline {
-                    after: self.inner.deadline,
-                }));
+        let result = tokio::time::timeout(
+            self.inner.deadline,
+            self.inner.forwarder.forward(request, client),
+        )
+        .await
+        .unwrap_or(Err(ForwardError::Deadline {
+            after: self.inner.deadline,
+        }));
         match &result {
             Ok(response) => {
                 self.inner.metrics.count_outcome("upstream");

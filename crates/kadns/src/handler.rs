@@ -147,7 +147,7 @@ impl<S: BundleSource> StubHandler<S> {
         self.policy.load().allows(ip)
     }
 
-    async fn reply(&self, request: &Message, allowed: bool) -> Reply {
+    async fn reply(&self, request: &Message, allowed: bool, client: IpAddr) -> Reply {
         if !allowed {
             self.metrics.refused_clients.inc();
             return Reply::error(request, ResponseCode::Refused, "refused").because(
@@ -172,7 +172,7 @@ impl<S: BundleSource> StubHandler<S> {
         match self.resolver.route(query.name()) {
             Route::Forward => {
                 self.metrics.forwarded_queries.inc();
-                self.forward(request).await
+                self.forward(request, client).await
             }
             _ if query.query_class() != DNSClass::IN => {
                 Reply::error(request, ResponseCode::Refused, "refused").because(ExtendedError::new(
@@ -209,8 +209,8 @@ impl<S: BundleSource> StubHandler<S> {
 
     /// Forwards the client's own message (EDNS options, DO and CD bits kept)
     /// and relays the upstream's records and RCODE under the client's id.
-    async fn forward(&self, request: &Message) -> Reply {
-        match self.resolver.forward(request).await {
+    async fn forward(&self, request: &Message, client: IpAddr) -> Reply {
+        match self.resolver.forward(request, client).await {
             Ok(forwarded) => {
                 let stale = forwarded.stale;
                 let response = forwarded.message;
@@ -372,7 +372,10 @@ impl<S: BundleSource> Answerer for StubHandler<S> {
             protocol = ctx.transport.as_str(),
             src = %ctx.client
         );
-        let reply = self.reply(&request, allowed).instrument(span.clone()).await;
+        let reply = self
+            .reply(&request, allowed, ctx.client.ip())
+            .instrument(span.clone())
+            .await;
         let _entered = span.enter();
         let outcome = reply.outcome;
         let rcode = reply.metadata.response_code;

@@ -7,6 +7,7 @@ mod e2e_flags;
 mod e2e_forward;
 mod e2e_glibc;
 mod e2e_keepalive;
+mod e2e_limits;
 mod e2e_malformed;
 mod e2e_metrics;
 mod e2e_network;
