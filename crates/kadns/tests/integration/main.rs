@@ -12,6 +12,7 @@ mod e2e_malformed;
 mod e2e_metrics;
 mod e2e_network;
 mod e2e_stale;
+mod e2e_storage;
 mod e2e_support;
 mod e2e_update;
 mod e2e_upstream;
