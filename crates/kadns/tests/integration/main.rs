@@ -1,5 +1,6 @@
 //! Integration tests of the `kadns` binary, run as a user runs it.
 
+mod answer_cache;
 mod e2e_churn;
 mod e2e_deadline;
 mod e2e_demo;
