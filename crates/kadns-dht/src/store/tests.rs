@@ -322,3 +322,41 @@ fn quota_refusals_warn_once_per_interval_and_validation_refusals_do_not() {
         }
     });
 }
+
+#[test]
+fn a_full_budget_refuses_new_keys_before_checking_signatures() {
+    let now = unix_now();
+    let first = bundle(1, "www", 1, now + 3600, 1);
+    let per_record = crate::budget::cost(first.as_bytes().len());
+    let mut s = limited(SledStorage::temporary().unwrap(), per_record, 10);
+    // With room, a forged record is refused for its signature.
+    let mut forged = bundle(2, "www", 1, now + 3600, 1).into_bytes();
+    let at = forged.len() - 64;
+    forged[at] ^= 1;
+    let forged_key = bundle(2, "www", 1, now + 3600, 1).dht_key();
+    assert_eq!(
+        s.offer(&forged_key, &forged, now, None)
+            .unwrap_err()
+            .reason(),
+        "bad_signature"
+    );
+    s.offer(&first.dht_key(), first.as_bytes(), now, None)
+        .unwrap();
+    // Full: the same forged record is refused by the budget, unverified...
+    assert_eq!(
+        s.offer(&forged_key, &forged, now, None)
+            .unwrap_err()
+            .reason(),
+        "budget_bytes"
+    );
+    // ...while the held key is still checked in full.
+    let mut forged_update = bundle(1, "www", 2, now + 3600, 1).into_bytes();
+    let at = forged_update.len() - 64;
+    forged_update[at] ^= 1;
+    assert_eq!(
+        s.offer(&first.dht_key(), &forged_update, now, None)
+            .unwrap_err()
+            .reason(),
+        "bad_signature"
+    );
+}
