@@ -117,12 +117,12 @@ for _ in $(seq 600); do grep -q 'Ctrl-C' "$work/demo.out" && break; sleep 0.2; d
 grep -q 'Ctrl-C' "$work/demo.out" || { cat "$work/demo.out"; exit 1; }
 zone_id=$(sed -n 's/^zone bench.kad = //p' "$work/demo.out")
 boot=$(sed -n 's/^bootstrap //p' "$work/demo.out")
-start_stub() { # PORT WORKERS CPUS [ARGS]
+start_stub() { # PORT WORKERS CPUS [ARGS]: WORKERS UDP sockets and runtime threads
   local port=$1 workers=$2 cpus=$3
   shift 3
   mkdir -p "$work/stub$port"
   printf '[dns]\nworkers = %s\n' "$workers" > "$work/stub$port.toml"
-  taskset -c "$cpus" "$kadns" serve --config "$work/stub$port.toml" --listen "127.0.0.1:$port" "$@" \
+  TOKIO_WORKER_THREADS=$workers taskset -c "$cpus" "$kadns" serve --config "$work/stub$port.toml" --listen "127.0.0.1:$port" "$@" \
     --data-dir "$work/stub$port" --p2p-listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" \
     --anchor "bench.kad=$zone_id" --upstream "127.0.0.1:$up_port" > "$work/stub$port.log" 2>&1 &
   pids+=($!)
