@@ -5,6 +5,7 @@
 //! - [`upstream`]: a small DNS server on loopback that plays "the ordinary
 //!   DNS" for forwarding tests.
 //! - [`dig`]: run the real `dig`, when installed (CI installs it).
+//! - [`kdig`]: run the real `kdig` over DoT and DoH, when installed.
 //! - [`tls`]: a throw-away CA and server certificate for DoT and DoH tests.
 //! - [`net`]: a [`net::TestNet`] of in-process DHT server nodes on loopback.
 //!
@@ -14,6 +15,7 @@
 pub mod client;
 pub mod dig;
 pub mod hostile;
+pub mod kdig;
 pub mod net;
 pub mod process;
 pub mod tls;

@@ -1,6 +1,7 @@
 //! Configuration of the DNS stub.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,18 @@ pub struct StubConfig {
     /// UDP sockets (`SO_REUSEPORT`), one worker loop each, per listen
     /// address. Unset: one per available CPU.
     pub workers: Option<usize>,
+    // Encrypted DNS (issue 12; docs/operations.md "Encrypted DNS").
+    /// Addresses to answer DNS over TLS on (RFC 7858; port 853 by
+    /// convention). Needs `tls_cert` and `tls_key`. None by default.
+    pub dot_listen: Vec<SocketAddr>,
+    /// Addresses to answer DNS over HTTPS on (RFC 8484, `/dns-query`, HTTP/2
+    /// and HTTP/1.1; port 443 by convention). Needs `tls_cert` and
+    /// `tls_key`. None by default.
+    pub doh_listen: Vec<SocketAddr>,
+    /// PEM certificate chain (leaf first) for the DoT and DoH listeners.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Default cap on UDP responses: the EDNS buffer size recommended by DNS Flag
@@ -68,6 +81,10 @@ impl Default for StubConfig {
             tcp_max_connections_per_client: 64,
             tcp_max_in_flight: 16,
             workers: None,
+            dot_listen: Vec::new(),
+            doh_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

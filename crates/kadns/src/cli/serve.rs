@@ -19,6 +19,20 @@ pub(crate) struct ServeArgs {
     /// DNS address to answer on, UDP and TCP [default: 127.0.0.1:53].
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
+    /// DNS-over-TLS address to answer on (RFC 7858; repeatable), e.g.
+    /// 127.0.0.1:853. Needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR:PORT")]
+    dot_listen: Vec<SocketAddr>,
+    /// DNS-over-HTTPS address to answer on (RFC 8484, https://ADDR:PORT/dns-query;
+    /// repeatable), e.g. 127.0.0.1:443. Needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR:PORT")]
+    doh_listen: Vec<SocketAddr>,
+    /// PEM certificate chain (leaf first) of the DoT and DoH listeners.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// Client network allowed to query, e.g. 192.168.1.0/24 (repeatable). Replaces
     /// the configured list (loopback only by default): add 127.0.0.0/8 to keep
     /// answering this machine.
@@ -92,6 +106,18 @@ impl ServeArgs {
         if !self.listen.is_empty() {
             config.dns.listen = self.listen;
         }
+        if !self.dot_listen.is_empty() {
+            config.dns.dot_listen = self.dot_listen;
+        }
+        if !self.doh_listen.is_empty() {
+            config.dns.doh_listen = self.doh_listen;
+        }
+        if self.tls_cert.is_some() {
+            config.dns.tls_cert = self.tls_cert;
+        }
+        if self.tls_key.is_some() {
+            config.dns.tls_key = self.tls_key;
+        }
         if !self.allow.is_empty() {
             config.dns.allow = self.allow;
         }
@@ -153,7 +179,8 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// One line per address, in a stable format scripts can read:
 /// `p2p <multiaddr>/p2p/<peer id>`, `metrics http <addr>` (if configured),
-/// `dns udp <addr>`, `dns tcp <addr>`.
+/// `dns tls <addr>` and `dns https <addr>` (if configured), `dns udp <addr>`,
+/// `dns tcp <addr>`. The `dns tcp` lines stay last, so a reader can stop there.
 pub(crate) async fn print_addresses(service: &Service) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let p2p = service.p2p_addrs().await;
@@ -165,6 +192,12 @@ pub(crate) async fn print_addresses(service: &Service) -> anyhow::Result<()> {
     }
     if let Some(addr) = service.metrics_addr() {
         writeln!(out, "metrics http {addr}")?;
+    }
+    for addr in service.stub().dot_addrs() {
+        writeln!(out, "dns tls {addr}")?;
+    }
+    for addr in service.stub().doh_addrs() {
+        writeln!(out, "dns https {addr}")?;
     }
     for addr in service.stub().udp_addrs() {
         writeln!(out, "dns udp {addr}")?;

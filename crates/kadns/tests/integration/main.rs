@@ -3,6 +3,7 @@
 mod e2e_churn;
 mod e2e_deadline;
 mod e2e_demo;
+mod e2e_encrypted;
 mod e2e_flags;
 mod e2e_forward;
 mod e2e_glibc;
