@@ -4,6 +4,7 @@
 //!   hickory-proto's message types.
 //! - [`upstream`]: a small DNS server on loopback that plays "the ordinary
 //!   DNS" for forwarding tests.
+//! - [`encrypted_upstream`]: a DoT and DoH upstream on loopback, fixed records.
 //! - [`dig`]: run the real `dig`, when installed (CI installs it).
 //! - [`kdig`]: run the real `kdig` over DoT and DoH, when installed.
 //! - [`tls`]: a throw-away CA and server certificate for DoT and DoH tests.
@@ -14,6 +15,7 @@
 
 pub mod client;
 pub mod dig;
+pub mod encrypted_upstream;
 pub mod hostile;
 pub mod kdig;
 pub mod net;

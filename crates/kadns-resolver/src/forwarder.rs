@@ -16,13 +16,13 @@ use tokio::time::{Instant, timeout};
 
 use crate::config::Config;
 use crate::error::{Error, ForwardError};
-use crate::exchange::exchange;
 use crate::forward_cache::{Bounds, ForwardCache, Key};
 pub use crate::forwarded::Forwarded;
 use crate::metrics::Metrics;
 use crate::route::{ForwardTable, Router};
 use crate::saved_upstreams::SavedUpstreams;
 use crate::scrub::scrub;
+use crate::transports::Transports;
 use crate::upstreams;
 
 /// EDNS payload size the resolver advertises in its own queries (the DNS
@@ -46,6 +46,8 @@ type Flight = Arc<OnceCell<Result<Arc<Message>, ForwardError>>>;
 #[derive(Debug)]
 pub(crate) struct Forwarder {
     servers: Vec<SocketAddr>,
+    /// Which of them are DoT or DoH upstreams, and their clients.
+    transports: Transports,
     domains: ForwardTable,
     /// Which names are kadns names: what scrubbing strips.
     kadns: Router,
@@ -96,8 +98,10 @@ impl Forwarder {
             domains.push((name, list.clone()));
         }
         let cache = &config.forward_cache;
+        let transports = Transports::new(&upstream.servers, upstream.ca.as_deref())?;
         Ok(Self {
             servers,
+            transports,
             domains: ForwardTable::new(domains),
             kadns,
             attempt_timeout: Duration::from_millis(upstream.attempt_timeout_ms),
@@ -399,7 +403,7 @@ impl Forwarder {
             }
             let bound = self.attempt_timeout.min(left);
             self.metrics.upstream_queries.inc();
-            match timeout(bound, exchange(*server, query, &bytes)).await {
+            match timeout(bound, self.transports.exchange(*server, query, &bytes)).await {
                 Ok(Ok(response)) => match response.metadata.response_code {
                     ResponseCode::ServFail | ResponseCode::Refused => {
                         tracing::debug!(%server, rcode = %response.metadata.response_code, "trying the next upstream");
@@ -565,7 +569,7 @@ mod tests {
     async fn identical_queries_share_one_exchange_then_hit_the_cache() {
         let (addr, count, task) = slow_upstream(Duration::from_millis(200)).await;
         let config = UpstreamConfig {
-            servers: vec![addr],
+            servers: vec![addr.into()],
             ..UpstreamConfig::default()
         };
         let metrics = Arc::new(Metrics::new());
@@ -605,7 +609,7 @@ mod tests {
         let (addr, _count, task) = slow_upstream(Duration::ZERO).await;
         let config = Config {
             upstream: UpstreamConfig {
-                servers: vec![addr],
+                servers: vec![addr.into()],
                 attempt_timeout_ms: 200,
                 total_timeout_ms: 300,
                 ..UpstreamConfig::default()
@@ -672,7 +676,7 @@ mod tests {
         };
         let forwarder = new_forwarder(&config, &own, metrics.clone()).unwrap();
         assert_eq!(forwarder.servers(), [addr("192.0.2.1:53")]);
-        config.servers = vec![addr("192.0.2.2:53"), addr("127.0.0.1:53")];
+        config.servers = vec![addr("192.0.2.2:53").into(), addr("127.0.0.1:53").into()];
         assert!(matches!(
             new_forwarder(&config, &own, metrics.clone()),
             Err(Error::UpstreamIsSelf { addr }) if addr == own[0]
@@ -690,7 +694,7 @@ mod tests {
     #[tokio::test]
     async fn in_flight_is_bounded_and_released() {
         let config = UpstreamConfig {
-            servers: vec![addr("127.0.0.1:9")],
+            servers: vec![addr("127.0.0.1:9").into()],
             max_in_flight: 2,
             ..UpstreamConfig::default()
         };

@@ -53,9 +53,16 @@ pub(crate) struct ServeArgs {
     /// [default: $XDG_DATA_HOME/kadns].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Upstream DNS server for names outside kadns [default: the nameservers of /etc/resolv.conf].
-    #[arg(long, value_name = "ADDR:PORT")]
-    upstream: Vec<SocketAddr>,
+    /// Upstream DNS server for names outside kadns (repeatable, tried in order):
+    /// IP:PORT, tls://IP[:PORT][#NAME] (DNS over TLS) or
+    /// https://IP[:PORT][/PATH][#NAME] (DNS over HTTPS); NAME is the name the
+    /// server's certificate must carry [default: the nameservers of /etc/resolv.conf].
+    #[arg(long, value_name = "UPSTREAM")]
+    upstream: Vec<kadns_resolver::Upstream>,
+    /// PEM file of CA certificates trusted for DoT and DoH upstreams, besides the
+    /// system's trust store.
+    #[arg(long, value_name = "FILE")]
+    upstream_ca: Option<PathBuf>,
     /// Trust anchor: the zone key ZONEID answers for NAME and below (e.g. example.kad=<zone id>).
     #[arg(long, value_name = "NAME=ZONEID", value_parser = parse_anchor)]
     anchor: Vec<(String, String)>,
@@ -136,6 +143,9 @@ impl ServeArgs {
         }
         if !self.upstream.is_empty() {
             config.resolver.upstream.servers = self.upstream;
+        }
+        if self.upstream_ca.is_some() {
+            config.resolver.upstream.ca = self.upstream_ca;
         }
         config.resolver.trust_anchors.extend(self.anchor);
         for (domain, addr) in self.forward {

@@ -4,7 +4,9 @@
 //! +https` (POST and GET, HTTP/2) with a published kadns zone's records and
 //! forwarded names; an HTTP/1.1 and an HTTP/2 client (hyper over rustls)
 //! get RFC 8484's statuses for bad requests; a connection that never
-//! finishes its TLS handshake is closed.
+//! finishes its TLS handshake is closed. Forwarded names go to DoT and DoH
+//! upstreams (`--upstream tls://…`, `https://…`), trusted through
+//! `--upstream-ca`, and an untrusted one gives SERVFAIL with EDE 23.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -20,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use kadns_record::hickory_proto::op::{Message, Query};
 use kadns_record::hickory_proto::rr::rdata::A;
 use kadns_record::hickory_proto::rr::{Name, RData, RecordType};
+use kadns_tests::encrypted_upstream::TestEncryptedUpstream;
 use kadns_tests::kdig::{self, Encrypted};
 use kadns_tests::process::KadnsProcess;
 use kadns_tests::tls::{TEST_SERVER_NAME, TestCerts};
@@ -32,7 +35,8 @@ use tokio::net::TcpStream;
 use tracing_test::traced_test;
 
 use crate::e2e_support::{
-    addresses, blocking, dig_until, generate_key, publish, serve, serve_args, terminate,
+    addresses, blocking, dig as run_dig, dig_until, ede_code, generate_key, publish, serve,
+    serve_args, terminate,
 };
 use crate::support::kadns_async;
 
@@ -372,5 +376,110 @@ async fn an_encrypted_listener_without_a_certificate_is_an_error() -> TestResult
         run.stderr.contains(&*other.key.display().to_string()),
         "{run:?}"
     );
+    Ok(())
+}
+
+/// Names outside kadns forwarded to a DoT upstream and to a DoH upstream
+/// (`--upstream tls://…#dns.test`, `https://…#dns.test`, `--upstream-ca`):
+/// dig gets their answers, over one kept connection; without the CA the
+/// upstream's certificate is not trusted and the answer is SERVFAIL with
+/// EDE 23 (Network Error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[traced_test]
+async fn forwards_to_dot_and_doh_upstreams_and_refuses_untrusted_ones() -> TestResult {
+    if !dig::available() {
+        eprintln!("dig is not installed: skipping (CI installs it)");
+        return Ok(());
+    }
+    tokio::time::timeout(TEST_TIMEOUT, forwarding()).await?
+}
+
+async fn forwarding() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let certs = TestCerts::generate(dir.path())?;
+    let upstream = TestEncryptedUpstream::start(
+        &[
+            ("outside.example.", RData::A(A::new(198, 51, 100, 7))),
+            ("other.example.", RData::A(A::new(198, 51, 100, 8))),
+        ],
+        &certs,
+    )
+    .await?;
+    let dot = format!("tls://{}#{TEST_SERVER_NAME}", upstream.dot_addr());
+    let doh = format!(
+        "https://{}/dns-query#{TEST_SERVER_NAME}",
+        upstream.doh_addr()
+    );
+    let ca = certs.ca.display().to_string();
+    for (n, (spec, trusted)) in [
+        (dot.clone(), true),
+        (doh.clone(), true),
+        (dot.clone(), false),
+        (doh.clone(), false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut args = serve_args(&dir.path().join(format!("stub{n}")), "127.0.0.1:0");
+        args.extend(["--upstream".into(), spec.clone()]);
+        if trusted {
+            args.extend(["--upstream-ca".into(), ca.clone()]);
+        }
+        let stub = serve(args).await?;
+        let server = stub.dns_udp[0];
+        let (dot_before, doh_before) = (upstream.dot_queries(), upstream.doh_queries());
+        let connections_before = upstream.dot_connections();
+        let out = run_dig(server, vec!["outside.example".into(), "A".into()]).await?;
+        if !trusted {
+            assert_eq!(
+                dig::status(&out).as_deref(),
+                Some("SERVFAIL"),
+                "{spec}: {out}"
+            );
+            assert_eq!(ede_code(&out), Some(23), "{spec}: {out}");
+            assert_eq!(
+                (upstream.dot_queries(), upstream.doh_queries()),
+                (dot_before, doh_before),
+                "{spec}: a query reached an upstream that is not trusted"
+            );
+            terminate(stub).await?;
+            continue;
+        }
+        assert_eq!(
+            dig::status(&out).as_deref(),
+            Some("NOERROR"),
+            "{spec}: {out}"
+        );
+        assert_eq!(
+            addresses(&out)?,
+            ["198.51.100.7".to_owned()].into(),
+            "{spec}: {out}"
+        );
+        let out = run_dig(server, vec!["other.example".into(), "A".into()]).await?;
+        assert_eq!(
+            addresses(&out)?,
+            ["198.51.100.8".to_owned()].into(),
+            "{spec}: {out}"
+        );
+        let out = run_dig(server, vec!["nope.example".into(), "A".into()]).await?;
+        assert_eq!(
+            dig::status(&out).as_deref(),
+            Some("NXDOMAIN"),
+            "{spec}: {out}"
+        );
+        if spec.starts_with("tls://") {
+            assert_eq!(upstream.dot_queries() - dot_before, 3, "{spec}");
+            assert_eq!(upstream.doh_queries(), doh_before, "{spec}");
+            assert_eq!(
+                upstream.dot_connections() - connections_before,
+                1,
+                "{spec}: one DoT connection for three queries"
+            );
+        } else {
+            assert_eq!(upstream.doh_queries() - doh_before, 3, "{spec}");
+            assert_eq!(upstream.dot_queries(), dot_before, "{spec}");
+        }
+        terminate(stub).await?;
+    }
     Ok(())
 }
