@@ -34,6 +34,7 @@ pub struct TestEncryptedUpstream {
     dot_queries: Arc<AtomicU64>,
     doh_queries: Arc<AtomicU64>,
     dot_connections: Arc<AtomicU64>,
+    doh_connections: Arc<AtomicU64>,
     _plain: Arc<TestUpstream>,
     _tasks: JoinSet<()>,
 }
@@ -64,6 +65,7 @@ impl TestEncryptedUpstream {
         let dot_queries = Arc::new(AtomicU64::new(0));
         let doh_queries = Arc::new(AtomicU64::new(0));
         let dot_connections = Arc::new(AtomicU64::new(0));
+        let doh_connections = Arc::new(AtomicU64::new(0));
         let mut tasks = JoinSet::new();
         {
             let (queries, connections) = (dot_queries.clone(), dot_connections.clone());
@@ -89,9 +91,10 @@ impl TestEncryptedUpstream {
             });
         }
         {
-            let queries = doh_queries.clone();
+            let (queries, connections) = (doh_queries.clone(), doh_connections.clone());
             tasks.spawn(async move {
                 while let Ok((tcp, _)) = doh_listener.accept().await {
+                    connections.fetch_add(1, Ordering::Relaxed);
                     let (acceptor, queries) = (doh_acceptor.clone(), queries.clone());
                     tokio::spawn(async move {
                         let Ok(tls) = acceptor.accept(tcp).await else {
@@ -118,6 +121,7 @@ impl TestEncryptedUpstream {
             dot_queries,
             doh_queries,
             dot_connections,
+            doh_connections,
             _plain: plain,
             _tasks: tasks,
         })
@@ -141,6 +145,11 @@ impl TestEncryptedUpstream {
     /// DoT connections accepted so far (TLS handshakes attempted).
     pub fn dot_connections(&self) -> u64 {
         self.dot_connections.load(Ordering::Relaxed)
+    }
+
+    /// DoH connections accepted so far.
+    pub fn doh_connections(&self) -> u64 {
+        self.doh_connections.load(Ordering::Relaxed)
     }
 
     /// Queries received over DoH so far.

@@ -428,7 +428,7 @@ async fn forwarding() -> TestResult {
         let stub = serve(args).await?;
         let server = stub.dns_udp[0];
         let (dot_before, doh_before) = (upstream.dot_queries(), upstream.doh_queries());
-        let connections_before = upstream.dot_connections();
+        let connections_before = (upstream.dot_connections(), upstream.doh_connections());
         let out = run_dig(server, vec!["outside.example".into(), "A".into()]).await?;
         if !trusted {
             assert_eq!(
@@ -471,13 +471,18 @@ async fn forwarding() -> TestResult {
             assert_eq!(upstream.dot_queries() - dot_before, 3, "{spec}");
             assert_eq!(upstream.doh_queries(), doh_before, "{spec}");
             assert_eq!(
-                upstream.dot_connections() - connections_before,
+                upstream.dot_connections() - connections_before.0,
                 1,
                 "{spec}: one DoT connection for three queries"
             );
         } else {
             assert_eq!(upstream.doh_queries() - doh_before, 3, "{spec}");
             assert_eq!(upstream.dot_queries(), dot_before, "{spec}");
+            assert_eq!(
+                upstream.doh_connections() - connections_before.1,
+                1,
+                "{spec}: one HTTP/2 connection for three queries"
+            );
         }
         terminate(stub).await?;
     }
