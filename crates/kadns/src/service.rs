@@ -90,6 +90,7 @@ impl Service {
         };
         // Re-replication is on for every serving node (docs/dht.md).
         dht.replication_interval = Some(config.dht.replication_interval);
+        dht.storage = config.dht.storage_limits();
         let node = Node::spawn(dht).await?;
         match Self::start_resolver(config, &node).await {
             Ok((resolver, stub, metrics)) => {

@@ -107,6 +107,7 @@ impl<S: BundleSource> Stub<S> {
         // The handler applies the ACL itself, so that a refusal can say why (EDE 18).
         let handler = Arc::new(
             StubHandler::new(resolver, metrics.clone(), config.max_udp_payload)
+                .answer_cache_bytes(config.answer_cache_bytes)
                 .with_policy(policy.clone()),
         );
         let slots = ConnectionSlots::new(config.connection_limits(), metrics.clone());
@@ -225,6 +226,11 @@ impl<S: BundleSource> Stub<S> {
     /// DoH) answer through it too.
     pub fn handler(&self) -> &Arc<StubHandler<S>> {
         &self.handler
+    }
+
+    /// Empties the wire-format answer cache (`kadns cache flush`).
+    pub fn flush_answer_cache(&self) {
+        self.handler.flush_answer_cache();
     }
 
     /// The connection caps shared by every stream listener.

@@ -47,6 +47,9 @@ pub struct StubConfig {
     /// UDP sockets (`SO_REUSEPORT`), one worker loop each, per listen
     /// address. Unset: one per available CPU.
     pub workers: Option<usize>,
+    /// Byte budget of the wire-format answer cache (rendered answers,
+    /// served without decoding); 0 turns it off. 16 MiB by default.
+    pub answer_cache_bytes: usize,
     // Encrypted DNS (issue 12; docs/operations.md "Encrypted DNS").
     /// Addresses to answer DNS over TLS on (RFC 7858; port 853 by
     /// convention). Needs `tls_cert` and `tls_key`. None by default.
@@ -81,6 +84,7 @@ impl Default for StubConfig {
             tcp_max_connections_per_client: 64,
             tcp_max_in_flight: 16,
             workers: None,
+            answer_cache_bytes: crate::answer_cache::DEFAULT_BYTES,
             dot_listen: Vec::new(),
             doh_listen: Vec::new(),
             tls_cert: None,
