@@ -20,7 +20,7 @@ use crate::exchange::exchange;
 use crate::forward_cache::{Bounds, ForwardCache, Key};
 pub use crate::forwarded::Forwarded;
 use crate::metrics::Metrics;
-use crate::route::{ForwardTable, Router};
+use crate::route::{ForwardTable, SharedRouter};
 use crate::saved_upstreams::SavedUpstreams;
 use crate::scrub::scrub;
 use crate::upstreams;
@@ -47,8 +47,8 @@ type Flight = Arc<OnceCell<Result<Arc<Message>, ForwardError>>>;
 pub(crate) struct Forwarder {
     servers: Vec<SocketAddr>,
     domains: ForwardTable,
-    /// Which names are kadns names: what scrubbing strips.
-    kadns: Router,
+    /// Which names are kadns names: what scrubbing strips (swapped on reload).
+    kadns: SharedRouter,
     attempt_timeout: Duration,
     total_timeout: Duration,
     max_in_flight: usize,
@@ -67,7 +67,7 @@ impl Forwarder {
     /// ones; an error if any of them is the resolver itself.
     pub(crate) fn new(
         config: &Config,
-        kadns: Router,
+        kadns: SharedRouter,
         own: &[SocketAddr],
         metrics: Arc<Metrics>,
         saved: Option<&SavedUpstreams>,
@@ -87,7 +87,7 @@ impl Forwarder {
             if list.is_empty() {
                 return Err(bad("no server"));
             }
-            if kadns.is_kadns(&name) {
+            if kadns.load().is_kadns(&name) {
                 return Err(bad("inside a kadns zone: kadns names are never forwarded"));
             }
             if let Some(addr) = list.iter().find(|s| is_self(**s, own)) {
@@ -116,6 +116,22 @@ impl Forwarder {
             prefetches: Mutex::new(JoinSet::new()),
             metrics,
         })
+    }
+
+    /// Scrub with `kadns` from now on (a reloaded resolver's shared router).
+    pub(crate) fn set_router(&mut self, kadns: SharedRouter) {
+        self.kadns = kadns;
+    }
+
+    /// The router scrubbing uses now.
+    #[cfg(test)]
+    pub(crate) fn kadns_router(&self) -> Arc<crate::route::Router> {
+        self.kadns.load_full()
+    }
+
+    /// The forward cache (`kadns cache flush`, `kadns status`).
+    pub(crate) fn cache(&self) -> &ForwardCache {
+        &self.cache
     }
 
     /// The default servers, in order.
@@ -265,7 +281,7 @@ impl Forwarder {
         outgoing.signature = None;
         let servers = self.servers_for(&question.name);
         let mut response = self.send(outgoing, question, servers).await?;
-        let removed = scrub(&mut response, &question.name, &self.kadns);
+        let removed = scrub(&mut response, &question.name, &self.kadns.load());
         if removed.total() > 0 {
             self.metrics.forward_scrubbed.inc_by(removed.total() as u64);
             tracing::debug!(
@@ -505,6 +521,7 @@ pub(crate) fn is_self(server: SocketAddr, own: &[SocketAddr]) -> bool {
 mod tests {
     use super::*;
     use crate::config::UpstreamConfig;
+    use crate::route::Router;
 
     fn new_forwarder(
         upstream: &UpstreamConfig,
@@ -515,7 +532,13 @@ mod tests {
             upstream: upstream.clone(),
             ..Config::default()
         };
-        Forwarder::new(&config, Router::default(), own, metrics, None)
+        Forwarder::new(
+            &config,
+            crate::route::shared(Router::default()),
+            own,
+            metrics,
+            None,
+        )
     }
 
     /// A loopback UDP server that answers every query for `a.test.` with
@@ -619,7 +642,7 @@ mod tests {
         let forwarder = Arc::new(
             Forwarder::new(
                 &config,
-                Router::default(),
+                crate::route::shared(Router::default()),
                 &[],
                 Arc::new(Metrics::new()),
                 None,
