@@ -10,6 +10,7 @@ mod e2e_keepalive;
 mod e2e_malformed;
 mod e2e_metrics;
 mod e2e_network;
+mod e2e_ops;
 mod e2e_stale;
 mod e2e_support;
 mod e2e_update;
