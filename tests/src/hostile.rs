@@ -134,3 +134,140 @@ impl Storage for HangingStorage {
     }
     keeps_nothing!();
 }
+
+/// What a [`flood_store`] run saw.
+#[derive(Debug, Default, Clone)]
+pub struct FloodReport {
+    /// Store requests sent.
+    pub sent: usize,
+    /// Answered `Stored`.
+    pub stored: usize,
+    /// Answered `Refused`, by reason.
+    pub refused: std::collections::BTreeMap<String, usize>,
+    /// Requests that got no answer (stream reset, timeout, connection lost).
+    pub failed: usize,
+    /// From the first request to the last answer.
+    pub elapsed: std::time::Duration,
+}
+
+impl FloodReport {
+    /// Requests answered `Refused`, whatever the reason.
+    pub fn refused_total(&self) -> usize {
+        self.refused.values().sum()
+    }
+}
+
+/// Signed bundles for `n` names under `n` fresh zone keys (seeded from
+/// `seed`): what a flood that costs nothing to make looks like. Each
+/// bundle holds one A record and is valid for an hour.
+pub fn fresh_zone_bundles(n: usize, seed: u64) -> impl Iterator<Item = kadns_record::SignedBundle> {
+    use hickory_proto::rr::{RData, rdata::A};
+    use kadns_record::{Bundle, OwnerName, Rr, ZoneKey};
+    let expires = kadns_dht::unix_now() + 3600;
+    (0..n).filter_map(move |i| {
+        let mut key_seed = [0u8; 32];
+        key_seed[..8].copy_from_slice(&seed.to_be_bytes());
+        key_seed[8..16].copy_from_slice(&(i as u64).to_be_bytes());
+        let owner = OwnerName::from_labels([format!("n{i}").as_bytes()]).ok()?;
+        let octets = (i as u32).to_be_bytes();
+        let rr = Rr::new(60, &RData::A(A(std::net::Ipv4Addr::from(octets)))).ok()?;
+        Bundle::new(owner, 1, expires, vec![rr])
+            .ok()?
+            .sign(&ZoneKey::from_seed(key_seed))
+            .ok()
+    })
+}
+
+/// Sends one `/kadns/store/1.0.0` request per item of `records` straight
+/// to the node at `target` (`/ip4/…/tcp/…/p2p/<peer id>`), keeping at most
+/// `window` unanswered, from a bare libp2p peer that speaks nothing else:
+/// a hostile flooder, which need not be a Kademlia node nor be near the
+/// keys. Returns once every request was answered or failed, or `within`
+/// has passed (the rest then count as failed).
+pub async fn flood_store(
+    target: &libp2p::Multiaddr,
+    records: impl IntoIterator<Item = (DhtKey, Vec<u8>)>,
+    window: usize,
+    within: std::time::Duration,
+) -> crate::TestResult<FloodReport> {
+    use futures::StreamExt;
+    use libp2p::multiaddr::Protocol;
+    use libp2p::request_response::{self, ProtocolSupport};
+    use libp2p::swarm::SwarmEvent;
+    use libp2p::{noise, tcp, yamux};
+
+    let Some(Protocol::P2p(peer)) = target.iter().last() else {
+        return Err(format!("{target} does not end in /p2p/<peer id>").into());
+    };
+    let window = window.clamp(1, kadns_dht::MAX_STORE_STREAMS);
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                kadns_dht::StoreCodec,
+                [(kadns_dht::STORE_PROTOCOL, ProtocolSupport::Outbound)],
+                request_response::Config::default()
+                    .with_request_timeout(std::time::Duration::from_secs(30))
+                    .with_max_concurrent_streams(window),
+            )
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(std::time::Duration::from_secs(60)))
+        .build();
+    swarm.dial(target.clone())?;
+    let deadline = tokio::time::Instant::now() + within;
+    let started = std::time::Instant::now();
+    let mut records = records.into_iter();
+    let mut report = FloodReport::default();
+    let mut in_flight = 0usize;
+    let mut exhausted = false;
+    loop {
+        while !exhausted && in_flight < window {
+            match records.next() {
+                Some((key, bytes)) => {
+                    swarm
+                        .behaviour_mut()
+                        .send_request(&peer, kadns_dht::StoreRequest { key, bytes });
+                    report.sent += 1;
+                    in_flight += 1;
+                }
+                None => exhausted = true,
+            }
+        }
+        if exhausted && in_flight == 0 {
+            break;
+        }
+        let event = tokio::select! {
+            event = swarm.select_next_some() => event,
+            _ = tokio::time::sleep_until(deadline) => {
+                report.failed += in_flight;
+                break;
+            }
+        };
+        match event {
+            SwarmEvent::Behaviour(request_response::Event::Message {
+                message: request_response::Message::Response { response, .. },
+                ..
+            }) => {
+                in_flight -= 1;
+                match response {
+                    kadns_dht::StoreResponse::Stored => report.stored += 1,
+                    kadns_dht::StoreResponse::Refused { reason } => {
+                        *report.refused.entry(reason).or_default() += 1
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => {
+                in_flight -= 1;
+                report.failed += 1;
+            }
+            _ => {}
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}

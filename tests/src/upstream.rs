@@ -36,6 +36,14 @@ pub struct Behaviour {
     pub inject_authority: Vec<Record>,
     /// Records added to the additional section of every answer.
     pub inject_additional: Vec<Record>,
+    /// Names at or under this suffix (say `void.`) are never answered, over
+    /// UDP or TCP: an upstream that lets a forward hang until its deadline.
+    pub never_answer: Option<String>,
+    /// Over UDP, this many datagrams that do not answer the query (another
+    /// id, another question, not DNS) are sent to the query's source port
+    /// before the answer: what an off-path spoofer that guessed the port
+    /// would get through the kernel's filter.
+    pub junk_before_answer: usize,
 }
 
 struct Shared {
@@ -72,6 +80,9 @@ impl TestUpstream {
                 while let Ok((len, from)) = udp.recv_from(&mut buf).await {
                     queries.fetch_add(1, Ordering::Relaxed);
                     if let Some(reply) = answer(&table, &buf[..len], true) {
+                        for junk in junk_for(&reply, table.behaviour.junk_before_answer) {
+                            let _ = udp.send_to(&junk, from).await;
+                        }
                         let _ = udp.send_to(&reply, from).await;
                     }
                 }
@@ -140,6 +151,30 @@ async fn bind_pair() -> TestResult<(UdpSocket, TcpListener)> {
     Err(format!("no loopback port free for both UDP and TCP: {last:?}").into())
 }
 
+/// `n` datagrams that look like but do not answer `reply`'s query, in turn:
+/// the reply under another id, the reply for another question, and bytes
+/// that are not DNS.
+fn junk_for(reply: &[u8], n: usize) -> Vec<Vec<u8>> {
+    let Ok(message) = Message::from_vec(reply) else {
+        return Vec::new();
+    };
+    let mut wrong_id = message.clone();
+    wrong_id.metadata.id = wrong_id.metadata.id.wrapping_add(1);
+    let mut wrong_question = message;
+    if let (Some(query), Ok(other)) = (
+        wrong_question.queries.first_mut(),
+        Name::from_ascii("junk.invalid."),
+    ) {
+        query.name = other;
+    }
+    let kinds = [
+        wrong_id.to_vec().unwrap_or_default(),
+        wrong_question.to_vec().unwrap_or_default(),
+        b"\xde\xad\xbe\xef".to_vec(),
+    ];
+    (0..n).map(|i| kinds[i % kinds.len()].clone()).collect()
+}
+
 fn answer(shared: &Shared, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
     let table = &shared.table;
     let request = Message::from_vec(bytes).ok()?;
@@ -153,6 +188,11 @@ fn answer(shared: &Shared, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
     response.queries = request.queries.clone();
     let query = request.queries.first()?;
     let name = query.name().to_lowercase();
+    if let Some(suffix) = &shared.behaviour.never_answer
+        && Name::from_ascii(suffix).is_ok_and(|s| s.zone_of(&name))
+    {
+        return None;
+    }
     let known = table.keys().any(|(n, _)| *n == name);
     match table.get(&(name, query.query_type())) {
         Some(rdatas) => {

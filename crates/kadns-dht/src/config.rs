@@ -77,6 +77,125 @@ pub struct Config {
     pub idle_connection_timeout: Duration,
     /// Most peers kept on disk for rejoining after a restart.
     pub max_saved_peers: usize,
+    /// The storage budget: bytes, records, records per zone, and the disk
+    /// reserve (docs/dht.md, "Storage budget").
+    pub storage: StorageLimits,
+}
+
+/// Bytes a stored record is charged for beyond its bundle: its key, its
+/// expiry-index entry and sled's per-entry bookkeeping.
+pub const RECORD_OVERHEAD: u64 = 128;
+
+/// The default byte budget: 1 GiB.
+pub const DEFAULT_MAX_STORAGE: u64 = 1 << 30;
+
+/// The default per-zone cap, in records.
+pub const DEFAULT_MAX_ZONE_RECORDS: usize = 10_000;
+
+/// The smallest disk reserve (ballast) a node keeps.
+pub const MIN_DISK_RESERVE: u64 = 2 << 20;
+
+/// The largest disk reserve (ballast) a node keeps.
+pub const MAX_DISK_RESERVE: u64 = 64 << 20;
+
+/// What the store may hold (docs/dht.md, "Storage budget"). A new key is
+/// refused once any limit would be passed; records already held are never
+/// dropped to make room.
+///
+/// ```
+/// use kadns_dht::StorageLimits;
+///
+/// let limits = StorageLimits::for_bytes(8_000_000);
+/// assert_eq!(limits.max_bytes, 8_000_000);
+/// assert_eq!(limits.max_records, 8_000_000 / 256);
+/// assert_eq!(limits.disk_reserve, 2 << 20);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StorageLimits {
+    /// Most bytes of records held: each record's bundle plus
+    /// [`RECORD_OVERHEAD`]. sled's files on disk are larger (docs/dht.md).
+    pub max_bytes: u64,
+    /// Most records held.
+    pub max_records: usize,
+    /// Most records held for one zone (one signing key).
+    pub max_zone_records: usize,
+    /// Free space kept on the data directory's file system: puts are
+    /// refused (`disk_full`) when less is free, and a ballast file this
+    /// large is kept so that a full disk can be opened again.
+    pub disk_reserve: u64,
+}
+
+impl StorageLimits {
+    /// Limits derived from a byte budget: one record per 256 bytes of
+    /// budget, [`DEFAULT_MAX_ZONE_RECORDS`] per zone (at most the record
+    /// cap), and a disk reserve of 1/16 of the budget between
+    /// [`MIN_DISK_RESERVE`] and [`MAX_DISK_RESERVE`].
+    pub fn for_bytes(max_bytes: u64) -> Self {
+        let max_records = usize::try_from(max_bytes / 256)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        Self {
+            max_bytes,
+            max_records,
+            max_zone_records: DEFAULT_MAX_ZONE_RECORDS.min(max_records),
+            disk_reserve: (max_bytes / 16).clamp(MIN_DISK_RESERVE, MAX_DISK_RESERVE),
+        }
+    }
+}
+
+impl Default for StorageLimits {
+    fn default() -> Self {
+        Self::for_bytes(DEFAULT_MAX_STORAGE)
+    }
+}
+
+/// Why a size could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("bad size {text:?}: expected a number of bytes with an optional unit (8MB, 512KiB, 1G)")]
+pub struct SizeError {
+    /// The text given.
+    pub text: String,
+}
+
+/// Reads a size in bytes: a number with an optional unit. `kB`, `MB`, `GB`,
+/// `TB` are powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` and the bare `K`,
+/// `M`, `G`, `T` are powers of 1024 (as `du` and `dd` read them). Case is
+/// ignored except that `b` alone means bytes.
+///
+/// ```
+/// use kadns_dht::parse_size;
+///
+/// assert_eq!(parse_size("8MB").unwrap(), 8_000_000);
+/// assert_eq!(parse_size("8 MiB").unwrap(), 8 << 20);
+/// assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+/// assert_eq!(parse_size("4096").unwrap(), 4096);
+/// assert!(parse_size("lots").is_err());
+/// ```
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
+    let err = || SizeError {
+        text: text.to_owned(),
+    };
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| err())?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        _ => return Err(err()),
+    };
+    number.checked_mul(multiplier).ok_or_else(err)
 }
 
 impl Default for Config {
@@ -98,6 +217,7 @@ impl Default for Config {
             purge_interval: Duration::from_secs(60),
             idle_connection_timeout: Duration::from_secs(60),
             max_saved_peers: 200,
+            storage: StorageLimits::default(),
         }
     }
 }
@@ -167,5 +287,50 @@ mod tests {
         assert_eq!(partial.mode, Mode::Client);
         assert_eq!(partial.replication_interval, None);
         assert!(serde_json::from_str::<Config>(r#"{"nope":1}"#).is_err());
+        assert_eq!(c.storage.max_bytes, 1 << 30);
+        assert_eq!(c.storage.disk_reserve, MAX_DISK_RESERVE);
+    }
+
+    #[test]
+    fn sizes_parse_with_si_and_binary_units() {
+        for (text, bytes) in [
+            ("0", 0),
+            ("8MB", 8_000_000),
+            ("8mb", 8_000_000),
+            ("8 MiB", 8 << 20),
+            ("8M", 8 << 20),
+            ("512KiB", 512 << 10),
+            ("3kB", 3_000),
+            ("1GiB", 1 << 30),
+            ("2GB", 2_000_000_000),
+            ("1T", 1 << 40),
+            ("100b", 100),
+        ] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+        for bad in [
+            "",
+            "MB",
+            "8XB",
+            "-1",
+            "1.5G",
+            "99999999999999999999",
+            "20000000T",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits_follow_the_byte_budget() {
+        let small = StorageLimits::for_bytes(8_000_000);
+        assert_eq!(small.max_records, 31_250);
+        assert_eq!(small.max_zone_records, DEFAULT_MAX_ZONE_RECORDS);
+        assert_eq!(small.disk_reserve, MIN_DISK_RESERVE);
+        let tiny = StorageLimits::for_bytes(1000);
+        assert_eq!(tiny.max_records, 3);
+        assert_eq!(tiny.max_zone_records, 3);
+        let big = StorageLimits::for_bytes(1 << 40);
+        assert_eq!(big.disk_reserve, MAX_DISK_RESERVE);
     }
 }

@@ -132,6 +132,16 @@ impl EventLoop {
             .replication_interval
             .map(|d| d.max(MIN_REPLICATION_INTERVAL));
         let k = config.replication_factor.get();
+        let mut swarm = swarm;
+        if server {
+            // Refuse records this node is clearly not among the closest to.
+            let local = *swarm.local_peer_id();
+            swarm
+                .behaviour_mut()
+                .kad
+                .store_mut()
+                .enable_closeness(local, k);
+        }
         let event_loop = Self {
             swarm,
             commands: rx,

@@ -34,7 +34,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod behaviour;
+mod budget;
+mod closeness;
 mod config;
+mod disk;
 mod error;
 mod event;
 mod event_loop;
@@ -43,6 +46,7 @@ mod identity;
 mod metrics;
 mod node;
 mod protocol;
+mod refusal_log;
 mod storage;
 mod store;
 
@@ -50,7 +54,13 @@ pub use behaviour::{
     Behaviour, BoxedTransport, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, MAX_PACKET_LEN,
     MAX_STORE_STREAMS, build_swarm, build_swarm_with_transport,
 };
-pub use config::{Config, DataDir, Mode};
+pub use budget::BudgetExceeded;
+pub use closeness::{CLOSENESS_REFRESH, CLOSENESS_SLACK};
+pub use config::{
+    Config, DEFAULT_MAX_STORAGE, DEFAULT_MAX_ZONE_RECORDS, DataDir, MAX_DISK_RESERVE,
+    MIN_DISK_RESERVE, Mode, RECORD_OVERHEAD, SizeError, StorageLimits, parse_size,
+};
+pub use disk::{BALLAST_FILE, DiskFull};
 pub use error::Error;
 pub use event::Event;
 pub use event_loop::{
@@ -67,6 +77,7 @@ pub use node::Node;
 pub use protocol::{
     MAX_REASON_LEN, MAX_REQUEST_LEN, STORE_PROTOCOL, StoreCodec, StoreRequest, StoreResponse,
 };
+pub use refusal_log::REFUSAL_LOG_INTERVAL;
 pub use storage::{SavedPeer, SledStorage, Storage, StorageError, StoredRecord};
 pub use store::{Records, Refusal, SCAN_BATCH, Stored, ValidatingStore, unix_now};
 

@@ -19,7 +19,9 @@ pub struct ReasonLabel {
 pub struct Metrics {
     /// Records written to the store (new or newer versions).
     pub stores: Counter,
-    /// Records offered for storage that were refused, by reason.
+    /// Records offered for storage that were refused, by reason (the
+    /// validation labels, and `not_closest`, `budget_bytes`,
+    /// `budget_records`, `budget_zone`, `disk_full`, `storage`).
     pub refusals: Family<ReasonLabel, Counter>,
     /// Records found by a `get` that failed validation, by reason.
     pub invalid_answers: Family<ReasonLabel, Counter>,
@@ -54,6 +56,10 @@ pub struct Metrics {
     pub purged: Counter,
     /// Records on disk.
     pub records: Gauge,
+    /// Bytes charged against the storage budget for the records held.
+    pub stored_bytes: Gauge,
+    /// The storage budget in bytes (`max_storage`).
+    pub max_stored_bytes: Gauge,
 }
 
 impl Metrics {
@@ -130,6 +136,16 @@ impl Metrics {
         );
         r.register("purged", "Expired records removed", self.purged.clone());
         r.register("records", "Records on disk", self.records.clone());
+        r.register(
+            "stored_bytes",
+            "Bytes charged against the storage budget",
+            self.stored_bytes.clone(),
+        );
+        r.register(
+            "max_stored_bytes",
+            "The storage budget in bytes",
+            self.max_stored_bytes.clone(),
+        );
     }
 
     pub(crate) fn refused(&self, reason: &str) {

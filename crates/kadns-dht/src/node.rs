@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::{BoxedTransport, build_swarm_with_transport};
 use crate::config::{Config, DataDir};
+use crate::disk::DiskGuard;
 use crate::error::Error;
 use crate::event_loop::{EVENT_CHANNEL_LEN, EventLoop};
 use crate::handle::Handle;
@@ -38,22 +39,30 @@ impl Node {
     /// builds the swarm, starts listening, dials bootstrap and saved peers,
     /// and spawns the event loop on the current tokio runtime. Returns once
     /// every listen address is bound.
+    ///
+    /// A data directory on a full disk still opens: the ballast file is
+    /// deleted first (docs/dht.md, "Storage budget"), and puts are refused
+    /// until space is freed.
     pub async fn spawn(config: Config) -> Result<Self, Error> {
-        let (storage, keypair): (Box<dyn Storage>, Keypair) = match &config.data_dir {
+        let (storage, keypair, disk): (Box<dyn Storage>, Keypair, _) = match &config.data_dir {
             DataDir::Path(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| Error::Identity {
                     path: dir.clone(),
                     source: Arc::new(e),
                 })?;
+                let disk = DiskGuard::prepare(dir, config.storage.disk_reserve);
                 let keypair = identity::load_or_create(dir)?;
-                (Box::new(SledStorage::open(&dir.join("db"))?), keypair)
+                let cache = sled_cache(config.storage.max_bytes);
+                let storage = SledStorage::open_with_cache(&dir.join("db"), cache)?;
+                (Box::new(storage), keypair, Some(disk))
             }
             DataDir::Temporary => (
                 Box::new(SledStorage::temporary()?),
                 Keypair::generate_ed25519(),
+                None,
             ),
         };
-        Self::spawn_with(config, storage, keypair).await
+        Self::spawn_over(config, storage, keypair, None, disk).await
     }
 
     /// Like [`Node::spawn`], with a storage engine and identity of the
@@ -63,7 +72,7 @@ impl Node {
         storage: Box<dyn Storage>,
         keypair: Keypair,
     ) -> Result<Self, Error> {
-        Self::spawn_over(config, storage, keypair, None).await
+        Self::spawn_over(config, storage, keypair, None, None).await
     }
 
     /// Like [`Node::spawn_with`], over `transport` instead of TCP: the same
@@ -76,7 +85,7 @@ impl Node {
         keypair: Keypair,
         transport: BoxedTransport,
     ) -> Result<Self, Error> {
-        Self::spawn_over(config, storage, keypair, Some(transport)).await
+        Self::spawn_over(config, storage, keypair, Some(transport), None).await
     }
 
     async fn spawn_over(
@@ -84,10 +93,15 @@ impl Node {
         storage: Box<dyn Storage>,
         keypair: Keypair,
         transport: Option<BoxedTransport>,
+        disk: Option<DiskGuard>,
     ) -> Result<Self, Error> {
         let metrics = Arc::new(Metrics::default());
         let (events, _) = broadcast::channel(EVENT_CHANNEL_LEN);
-        let store = ValidatingStore::new(storage, metrics.clone(), events.clone());
+        let mut store =
+            ValidatingStore::with_limits(storage, metrics.clone(), events.clone(), config.storage);
+        if let Some(disk) = disk {
+            store.set_disk_guard(disk);
+        }
         let swarm = build_swarm_with_transport(keypair, &config, store, transport)?;
         let (mut event_loop, handle) = EventLoop::new(swarm, &config, metrics, events);
         event_loop.start(&config).await?;
@@ -159,6 +173,12 @@ impl Node {
             }
         }
     }
+}
+
+/// sled's page cache for a byte budget: a quarter of it, between 8 MiB
+/// and 256 MiB (sled would otherwise grow toward 1 GiB of memory).
+fn sled_cache(max_bytes: u64) -> u64 {
+    (max_bytes / 4).clamp(8 << 20, 256 << 20)
 }
 
 impl Drop for Node {

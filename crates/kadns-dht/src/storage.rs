@@ -73,6 +73,24 @@ pub trait Storage: Send + fmt::Debug + 'static {
     /// Removes up to `limit` records whose expiry is at or before `now`
     /// (unix seconds); returns how many were removed.
     fn purge_expired(&self, now: u64, limit: usize) -> Result<usize, StorageError>;
+    /// Up to `limit` records whose expiry is at or before `now`, removing
+    /// nothing (the record store removes them and keeps its budget). The
+    /// default walks every record; engines with an expiry index override it.
+    fn expired(&self, now: u64, limit: usize) -> Result<Vec<(DhtKey, StoredRecord)>, StorageError> {
+        let mut out = Vec::new();
+        let mut cursor: Option<DhtKey> = None;
+        while out.len() < limit {
+            let batch = self.scan(cursor.as_ref(), 256)?;
+            let done = batch.len() < 256;
+            cursor = batch.last().map(|(k, _)| *k);
+            out.extend(batch.into_iter().filter(|(_, r)| r.expires <= now));
+            if done {
+                break;
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
     /// How many records are stored.
     fn len(&self) -> usize;
     /// Whether no record is stored.
@@ -89,6 +107,9 @@ pub trait Storage: Send + fmt::Debug + 'static {
     /// Makes every earlier write durable.
     fn flush(&self) -> Result<(), StorageError>;
 }
+
+/// sled's own default page cache.
+const DEFAULT_CACHE: u64 = 1 << 30;
 
 const RECORD_PREFIX: u8 = b'r';
 const EXPIRY_PREFIX: u8 = b'e';
@@ -118,10 +139,18 @@ impl fmt::Debug for SledStorage {
 }
 
 impl SledStorage {
-    /// Opens (or creates) the database in directory `path`.
+    /// Opens (or creates) the database in directory `path`, with sled's
+    /// default cache (1 GiB).
     pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with_cache(path, DEFAULT_CACHE)
+    }
+
+    /// Like [`SledStorage::open`], with sled's page cache bounded to
+    /// `cache_bytes` (sled keeps up to this much of the database in memory).
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
         let db = sled::Config::new()
             .path(path)
+            .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| StorageError::new("open", e))?;
         Self::from_db(db, Some(path.to_path_buf()))
@@ -280,6 +309,25 @@ impl Storage for SledStorage {
         Ok(n)
     }
 
+    fn expired(&self, now: u64, limit: usize) -> Result<Vec<(DhtKey, StoredRecord)>, StorageError> {
+        let end = expiry_key(now, &DhtKey::from_bytes([0xff; 32]));
+        let mut out = Vec::new();
+        for item in self
+            .records
+            .range([EXPIRY_PREFIX].as_slice()..=end.as_slice())
+            .take(limit)
+        {
+            let (k, _) = item.map_err(|e| StorageError::new("expired", e))?;
+            let Some(key) = k.get(9..).and_then(DhtKey::from_slice) else {
+                continue;
+            };
+            if let Some(record) = self.get(&key)? {
+                out.push((key, record));
+            }
+        }
+        Ok(out)
+    }
+
     fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
     }
@@ -381,6 +429,13 @@ mod tests {
         }
         // A record re-put with a later expiry must not be purged by its old index entry.
         s.put(&key(0), &rec(100)).unwrap();
+        let expired = s.expired(12, 100).unwrap();
+        assert_eq!(
+            expired.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            vec![key(1), key(2)],
+            "key 0's old expiry no longer counts"
+        );
+        assert_eq!(s.len(), 5, "expired() removes nothing");
         assert_eq!(s.purge_expired(12, 1).unwrap(), 1);
         assert_eq!(s.purge_expired(12, 100).unwrap(), 1);
         assert_eq!(s.len(), 3);

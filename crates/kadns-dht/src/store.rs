@@ -1,19 +1,29 @@
 //! libp2p's `RecordStore`, validating every record with `kadns-record` before
 //! it reaches the [`Storage`] engine.
 
-use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kadns_record::{DhtKey, Freshness, ValidateError, VerifiedBundle, validate};
 use libp2p::PeerId;
-use libp2p::kad::store::{self, RecordStore};
-use libp2p::kad::{ProviderRecord, Record, RecordKey};
+use libp2p::kad::KBucketKey;
 use tokio::sync::broadcast;
 
+use crate::budget::{Budget, BudgetExceeded, zone_of};
+use crate::closeness::Closeness;
+use crate::config::StorageLimits;
+use crate::disk::{DiskFull, DiskGuard};
 use crate::event::Event;
 use crate::metrics::Metrics;
+use crate::refusal_log::{RefusalLog, is_warned};
 use crate::storage::{Storage, StorageError, StoredRecord};
+
+mod kad;
+#[cfg(test)]
+mod tests;
+
+pub use kad::Records;
 
 /// Records read per batch when walking the store.
 pub const SCAN_BATCH: usize = 256;
@@ -75,6 +85,19 @@ pub enum Refusal {
     /// This node is a Kademlia client and stores nothing for others.
     #[error("this node is a client and stores no records")]
     NotServer,
+    /// This node is clearly not among the closest to the key: it knows at
+    /// least k × [`CLOSENESS_SLACK`](crate::CLOSENESS_SLACK) peers closer.
+    #[error("{closer} known peers are closer to the key than this node")]
+    NotClosest {
+        /// Known peers strictly closer to the key.
+        closer: usize,
+    },
+    /// The storage budget is spent (docs/dht.md, "Storage budget").
+    #[error(transparent)]
+    Budget(#[from] BudgetExceeded),
+    /// Less than the disk reserve is free on the data directory.
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
     /// The storage engine failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -82,13 +105,17 @@ pub enum Refusal {
 
 impl Refusal {
     /// A short, stable label: [`ValidateError::reason`]'s labels, or
-    /// `older`, `conflict`, `not_server`, `storage`.
+    /// `older`, `conflict`, `not_server`, `not_closest`, `budget_bytes`,
+    /// `budget_records`, `budget_zone`, `disk_full`, `storage`.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Invalid(e) => e.reason(),
             Self::Older { .. } => "older",
             Self::Conflict { .. } => "conflict",
             Self::NotServer => "not_server",
+            Self::NotClosest { .. } => "not_closest",
+            Self::Budget(b) => b.reason(),
+            Self::DiskFull(_) => "disk_full",
             Self::Storage(_) => "storage",
         }
     }
@@ -96,31 +123,79 @@ impl Refusal {
 
 /// The validating record store: kad's `RecordStore` over a [`Storage`].
 ///
-/// Every write goes through [`ValidatingStore::offer`]: `kadns-record`'s
-/// [`validate`], then [`VerifiedBundle::freshness_against`] the stored bundle,
-/// then a write that is flushed before it returns. Provider records are not
-/// supported (kadns does not use them).
+/// Every write goes through [`ValidatingStore::offer`]: for a record a peer
+/// sent, the closeness check; then `kadns-record`'s [`validate`], then
+/// [`VerifiedBundle::freshness_against`] the stored bundle, then the storage
+/// budget and the free-space guard, then a write that is flushed before it
+/// returns. Provider records are not supported (kadns does not use them).
 #[derive(Debug)]
 pub struct ValidatingStore {
     storage: Box<dyn Storage>,
     metrics: Arc<Metrics>,
     events: broadcast::Sender<Event>,
+    /// Interior: an expired record found by a read (`&self`) is removed.
+    budget: RefCell<Budget>,
+    closeness: Option<Closeness>,
+    disk: Option<DiskGuard>,
+    log: RefusalLog,
 }
 
 impl ValidatingStore {
-    /// Wraps `storage`.
+    /// Wraps `storage` with the default [`StorageLimits`].
     pub fn new(
         storage: Box<dyn Storage>,
         metrics: Arc<Metrics>,
         events: broadcast::Sender<Event>,
     ) -> Self {
-        metrics
-            .records
-            .set(i64::try_from(storage.len()).unwrap_or(i64::MAX));
-        Self {
+        Self::with_limits(storage, metrics, events, StorageLimits::default())
+    }
+
+    /// Wraps `storage` under `limits`. Walks the store once to total what it
+    /// holds (the budget's accounting is recomputed at every open, never
+    /// trusted from disk).
+    pub fn with_limits(
+        storage: Box<dyn Storage>,
+        metrics: Arc<Metrics>,
+        events: broadcast::Sender<Event>,
+        limits: StorageLimits,
+    ) -> Self {
+        let budget = Budget::recompute(limits, &*storage).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot total the store; budget counts from empty");
+            Budget::empty(limits)
+        });
+        let store = Self {
             storage,
             metrics,
             events,
+            budget: RefCell::new(budget),
+            closeness: None,
+            disk: None,
+            log: RefusalLog::default(),
+        };
+        store.update_gauges();
+        store
+    }
+
+    /// Guards writes with free space on the data directory.
+    pub(crate) fn set_disk_guard(&mut self, guard: DiskGuard) {
+        self.disk = Some(guard);
+    }
+
+    /// Turns the closeness check on for node `local` with replication
+    /// factor `k` (done by the event loop in server mode).
+    pub(crate) fn enable_closeness(&mut self, local: PeerId, k: usize) {
+        self.closeness = Some(Closeness::new(local, k));
+    }
+
+    /// Whether the closeness check wants a new routing-table snapshot.
+    pub(crate) fn closeness_stale(&self) -> bool {
+        self.closeness.as_ref().is_some_and(Closeness::stale)
+    }
+
+    /// Gives the closeness check the routing table's peers.
+    pub(crate) fn refresh_closeness(&mut self, peers: Vec<KBucketKey<PeerId>>) {
+        if let Some(c) = &mut self.closeness {
+            c.refresh(peers);
         }
     }
 
@@ -129,10 +204,39 @@ impl ValidatingStore {
         &*self.storage
     }
 
+    /// The limits in force.
+    pub fn limits(&self) -> StorageLimits {
+        *self.budget.borrow().limits()
+    }
+
+    /// Bytes charged against [`StorageLimits::max_bytes`] for what is held.
+    pub fn stored_bytes(&self) -> u64 {
+        self.budget.borrow().bytes()
+    }
+
+    /// Records held, as the budget counts them.
+    pub fn stored_records(&self) -> usize {
+        self.budget.borrow().records()
+    }
+
+    fn update_gauges(&self) {
+        let budget = self.budget.borrow();
+        self.metrics
+            .records
+            .set(i64::try_from(budget.records()).unwrap_or(i64::MAX));
+        self.metrics
+            .stored_bytes
+            .set(i64::try_from(budget.bytes()).unwrap_or(i64::MAX));
+        self.metrics
+            .max_stored_bytes
+            .set(i64::try_from(budget.limits().max_bytes).unwrap_or(i64::MAX));
+    }
+
     /// Validates `bytes` offered under `key` at `now` (unix seconds) and stores
-    /// them if they are valid and not older than what is held. Returns only
-    /// after the write is durable. `from` is the peer that offered it, for
-    /// the event and logs.
+    /// them if they are valid, not older than what is held and within the
+    /// budget. Returns only after the write is durable. `from` is the peer
+    /// that offered it (`None`: this node's own put), for the closeness
+    /// check, the event and logs.
     pub fn offer(
         &mut self,
         key: &DhtKey,
@@ -140,7 +244,7 @@ impl ValidatingStore {
         now: u64,
         from: Option<PeerId>,
     ) -> Result<Stored, Refusal> {
-        self.offer_with(key, bytes, now, from, true)
+        self.offer_with(key, bytes, now, from, from.is_some(), true)
     }
 
     /// Like [`ValidatingStore::offer`], but a write is **not durable** until
@@ -154,7 +258,7 @@ impl ValidatingStore {
         now: u64,
         from: Option<PeerId>,
     ) -> Result<Stored, Refusal> {
-        self.offer_with(key, bytes, now, from, false)
+        self.offer_with(key, bytes, now, from, from.is_some(), false)
     }
 
     /// Makes every earlier write durable (sled's flush).
@@ -162,21 +266,20 @@ impl ValidatingStore {
         self.storage.flush()
     }
 
-    fn offer_with(
+    pub(crate) fn offer_with(
         &mut self,
         key: &DhtKey,
         bytes: &[u8],
         now: u64,
         from: Option<PeerId>,
+        remote: bool,
         flush: bool,
     ) -> Result<Stored, Refusal> {
-        let result = self.offer_inner(key, bytes, now, flush);
+        let result = self.offer_inner(key, bytes, now, remote, flush);
         match &result {
             Ok(Stored::Written { sequence }) => {
                 self.metrics.stores.inc();
-                self.metrics
-                    .records
-                    .set(i64::try_from(self.storage.len()).unwrap_or(i64::MAX));
+                self.update_gauges();
                 tracing::debug!(%key, sequence, ?from, "record stored");
                 let _ = self.events.send(Event::RecordStored {
                     key: *key,
@@ -186,11 +289,16 @@ impl ValidatingStore {
             }
             Ok(Stored::AlreadyHeld { .. }) => {}
             Err(refusal) => {
-                self.metrics.refused(refusal.reason());
-                tracing::debug!(%key, ?from, reason = refusal.reason(), %refusal, "record refused");
+                let reason = refusal.reason();
+                self.metrics.refused(reason);
+                if !is_warned(reason) {
+                    tracing::debug!(%key, ?from, reason, %refusal, "record refused");
+                } else if let Some(suppressed) = self.log.admit(reason, Instant::now()) {
+                    tracing::warn!(%key, ?from, reason, suppressed, %refusal, "record refused");
+                }
                 let _ = self.events.send(Event::RecordRefused {
                     key: *key,
-                    reason: refusal.reason(),
+                    reason,
                     from,
                 });
             }
@@ -203,10 +311,17 @@ impl ValidatingStore {
         key: &DhtKey,
         bytes: &[u8],
         now: u64,
+        remote: bool,
         flush: bool,
     ) -> Result<Stored, Refusal> {
+        // The cheapest check first: a far key is refused unread.
+        if remote && let Some(closer) = self.closeness.as_ref().and_then(|c| c.too_far(key)) {
+            return Err(Refusal::NotClosest { closer });
+        }
         let offered = validate(key, bytes, now)?;
-        if let Some(held) = self.held(key, now)? {
+        let held = self.held(key, now)?;
+        let held_len = held.as_ref().map(|h| h.as_bytes().len());
+        if let Some(held) = held {
             match offered.freshness_against(&held) {
                 Freshness::Newer => {}
                 Freshness::Same => {
@@ -227,6 +342,12 @@ impl ValidatingStore {
                 }
             }
         }
+        let zone = *offered.zone().as_bytes();
+        let len = offered.as_bytes().len();
+        self.budget.borrow().admit(&zone, len, held_len)?;
+        if let Some(disk) = &self.disk {
+            disk.check()?;
+        }
         self.storage.put(
             key,
             &StoredRecord {
@@ -234,6 +355,10 @@ impl ValidatingStore {
                 bytes: offered.as_bytes().to_vec(),
             },
         )?;
+        match held_len {
+            Some(old) => self.budget.borrow_mut().replace(old, len),
+            None => self.budget.borrow_mut().add(Some(zone), len),
+        }
         // Durable before anyone hears "stored" (or, uncommitted, before the
         // group's acknowledgements go out).
         if flush {
@@ -242,6 +367,17 @@ impl ValidatingStore {
         Ok(Stored::Written {
             sequence: offered.sequence(),
         })
+    }
+
+    /// Removes the record under `key`, keeping the budget's totals.
+    pub(crate) fn remove_record(&self, key: &DhtKey) -> Result<(), StorageError> {
+        if let Some(old) = self.storage.get(key)? {
+            self.storage.remove(key)?;
+            self.budget
+                .borrow_mut()
+                .remove(zone_of(&old.bytes), old.bytes.len());
+        }
+        Ok(())
     }
 
     /// The held bundle, re-validated (so an expired one counts as absent and
@@ -255,6 +391,9 @@ impl ValidatingStore {
             Err(e) => {
                 tracing::debug!(%key, reason = e.reason(), "held record no longer valid, removing");
                 self.storage.remove(key)?;
+                self.budget
+                    .borrow_mut()
+                    .remove(zone_of(&stored.bytes), stored.bytes.len());
                 Ok(None)
             }
         }
@@ -265,9 +404,15 @@ impl ValidatingStore {
     pub fn get_bytes(&self, key: &DhtKey, now: u64) -> Option<StoredRecord> {
         match self.storage.get(key) {
             Ok(Some(r)) if r.expires > now => Some(r),
-            Ok(Some(_)) => {
-                if let Err(e) = self.storage.remove(key) {
-                    tracing::warn!(%key, error = %e, "cannot remove expired record");
+            Ok(Some(old)) => {
+                match self.storage.remove(key) {
+                    Ok(()) => {
+                        self.budget
+                            .borrow_mut()
+                            .remove(zone_of(&old.bytes), old.bytes.len());
+                        self.update_gauges();
+                    }
+                    Err(e) => tracing::warn!(%key, error = %e, "cannot remove expired record"),
                 }
                 self.metrics.purged.inc();
                 None
@@ -280,259 +425,18 @@ impl ValidatingStore {
         }
     }
 
-    /// Removes up to `limit` expired records.
+    /// Removes up to `limit` expired records (the budget's totals follow).
     pub fn purge_expired(&mut self, now: u64, limit: usize) -> Result<usize, StorageError> {
-        let n = self.storage.purge_expired(now, limit)?;
+        let expired = self.storage.expired(now, limit)?;
+        let mut n = 0;
+        for (key, _) in &expired {
+            self.remove_record(key)?;
+            n += 1;
+        }
         if n > 0 {
             self.metrics.purged.inc_by(n as u64);
-            self.metrics
-                .records
-                .set(i64::try_from(self.storage.len()).unwrap_or(i64::MAX));
+            self.update_gauges();
         }
         Ok(n)
-    }
-}
-
-fn to_record(key: &DhtKey, stored: StoredRecord, now: u64) -> Record {
-    Record {
-        key: RecordKey::new(key.as_bytes()),
-        value: stored.bytes,
-        publisher: None,
-        expires: Some(expiry_instant(stored.expires, now)),
-    }
-}
-
-impl RecordStore for ValidatingStore {
-    type RecordsIter<'a> = Records<'a>;
-    type ProvidedIter<'a> = std::iter::Empty<Cow<'a, ProviderRecord>>;
-
-    fn get(&self, k: &RecordKey) -> Option<Cow<'_, Record>> {
-        let key = DhtKey::from_slice(k.as_ref())?;
-        let now = unix_now();
-        self.get_bytes(&key, now)
-            .map(|r| Cow::Owned(to_record(&key, r, now)))
-    }
-
-    /// Kademlia's inbound PUT (replication by other nodes) ends here. A refusal
-    /// makes libp2p reset the stream, so the sender's PUT fails instead of
-    /// counting this node.
-    fn put(&mut self, r: Record) -> store::Result<()> {
-        let Some(key) = DhtKey::from_slice(r.key.as_ref()) else {
-            self.metrics.refused("bad_key");
-            return Err(store::Error::ValueTooLarge);
-        };
-        match self.offer(&key, &r.value, unix_now(), None) {
-            Ok(_) => Ok(()),
-            // libp2p's error type has no variant for "invalid"; the closest.
-            Err(_) => Err(store::Error::ValueTooLarge),
-        }
-    }
-
-    fn remove(&mut self, k: &RecordKey) {
-        if let Some(key) = DhtKey::from_slice(k.as_ref())
-            && let Err(e) = self.storage.remove(&key)
-        {
-            tracing::warn!(%key, error = %e, "cannot remove record");
-        }
-    }
-
-    fn records(&self) -> Self::RecordsIter<'_> {
-        Records {
-            storage: &*self.storage,
-            cursor: None,
-            batch: Vec::new().into_iter(),
-            done: false,
-            now: unix_now(),
-        }
-    }
-
-    fn add_provider(&mut self, _record: ProviderRecord) -> store::Result<()> {
-        Err(store::Error::MaxProvidedKeys)
-    }
-
-    fn providers(&self, _key: &RecordKey) -> Vec<ProviderRecord> {
-        Vec::new()
-    }
-
-    fn provided(&self) -> Self::ProvidedIter<'_> {
-        std::iter::empty()
-    }
-
-    fn remove_provider(&mut self, _k: &RecordKey, _p: &PeerId) {}
-}
-
-/// Streams the stored records from the engine, [`SCAN_BATCH`] at a time,
-/// skipping expired ones. Holds one batch in memory, not the whole store.
-#[derive(Debug)]
-pub struct Records<'a> {
-    storage: &'a dyn Storage,
-    cursor: Option<DhtKey>,
-    batch: std::vec::IntoIter<(DhtKey, StoredRecord)>,
-    done: bool,
-    now: u64,
-}
-
-impl<'a> Iterator for Records<'a> {
-    type Item = Cow<'a, Record>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some((key, stored)) = self.batch.next() {
-                self.cursor = Some(key);
-                if stored.expires > self.now {
-                    return Some(Cow::Owned(to_record(&key, stored, self.now)));
-                }
-                continue;
-            }
-            if self.done {
-                return None;
-            }
-            match self.storage.scan(self.cursor.as_ref(), SCAN_BATCH) {
-                Ok(batch) => {
-                    self.done = batch.len() < SCAN_BATCH;
-                    self.batch = batch.into_iter();
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "storage scan failed");
-                    return None;
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::Ipv4Addr;
-
-    use hickory_proto::rr::{RData, rdata::A};
-    use kadns_record::{Bundle, MAX_BUNDLE_LEN, OwnerName, Rr, SignedBundle, ZoneKey};
-
-    use super::*;
-    use crate::storage::SledStorage;
-
-    fn bundle(seed: u8, name: &str, sequence: u64, expires: u64, octet: u8) -> SignedBundle {
-        let owner = OwnerName::from_labels([name.as_bytes()]).unwrap();
-        let rr = Rr::new(60, &RData::A(A(Ipv4Addr::new(192, 0, 2, octet)))).unwrap();
-        Bundle::new(owner, sequence, expires, vec![rr])
-            .unwrap()
-            .sign(&ZoneKey::from_seed([seed; 32]))
-            .unwrap()
-    }
-
-    fn store() -> (ValidatingStore, broadcast::Receiver<Event>) {
-        let (tx, rx) = broadcast::channel(64);
-        let store = ValidatingStore::new(
-            Box::new(SledStorage::temporary().unwrap()),
-            Arc::new(Metrics::default()),
-            tx,
-        );
-        (store, rx)
-    }
-
-    fn record(key: &DhtKey, bytes: Vec<u8>) -> Record {
-        Record::new(RecordKey::new(key.as_bytes()), bytes)
-    }
-
-    #[test]
-    fn every_refusal_reason_through_kademlia_put() {
-        let (mut s, mut events) = store();
-        let now = unix_now();
-        let genuine = bundle(1, "www", 5, now + 3600, 1);
-        let key = genuine.dht_key();
-        s.put(record(&key, genuine.as_bytes().to_vec())).unwrap();
-        assert!(matches!(
-            events.try_recv(),
-            Ok(Event::RecordStored { sequence: 5, .. })
-        ));
-
-        let mut forged = genuine.as_bytes().to_vec();
-        let at = forged.len() - 64;
-        forged[at] ^= 1;
-        let cases: Vec<(Vec<u8>, &str)> = vec![
-            (forged, "bad_signature"),
-            (bundle(2, "www", 9, now + 3600, 2).into_bytes(), "wrong_key"),
-            (bundle(1, "www", 4, now + 3600, 3).into_bytes(), "older"),
-            (bundle(1, "www", 5, now + 3600, 4).into_bytes(), "conflict"),
-            (bundle(1, "www", 6, now - 1, 5).into_bytes(), "expired"),
-            (vec![1; MAX_BUNDLE_LEN + 1], "too_large"),
-            (vec![1, 2, 3], "malformed"),
-        ];
-        for (bytes, reason) in cases {
-            assert!(s.put(record(&key, bytes.clone())).is_err(), "{reason}");
-            assert_eq!(
-                s.offer(&key, &bytes, now, None).unwrap_err().reason(),
-                reason
-            );
-            assert_eq!(s.metrics.refusals_for(reason), 2, "{reason}");
-        }
-        // A key that is not 32 bytes.
-        assert!(
-            s.put(Record::new(RecordKey::new(&[1u8; 3]), vec![]))
-                .is_err()
-        );
-        // The genuine record is untouched.
-        let held = RecordStore::get(&s, &RecordKey::new(key.as_bytes())).unwrap();
-        assert_eq!(held.value, genuine.as_bytes());
-        assert!(held.expires.is_some());
-    }
-
-    #[test]
-    fn same_is_idempotent_and_newer_replaces() {
-        let (mut s, _) = store();
-        let now = unix_now();
-        let v1 = bundle(1, "a", 1, now + 100, 1);
-        let v2 = bundle(1, "a", 2, now + 100, 2);
-        let key = v1.dht_key();
-        assert_eq!(
-            s.offer(&key, v1.as_bytes(), now, None).unwrap(),
-            Stored::Written { sequence: 1 }
-        );
-        assert_eq!(
-            s.offer(&key, v1.as_bytes(), now, None).unwrap(),
-            Stored::AlreadyHeld { sequence: 1 }
-        );
-        assert_eq!(
-            s.offer(&key, v2.as_bytes(), now, None).unwrap(),
-            Stored::Written { sequence: 2 }
-        );
-        assert_eq!(s.get_bytes(&key, now).unwrap().bytes, v2.as_bytes());
-        assert_eq!(s.metrics.stores.get(), 2);
-    }
-
-    #[test]
-    fn expired_records_are_absent_and_purged() {
-        let (mut s, _) = store();
-        let now = unix_now();
-        let b = bundle(1, "short", 1, now + 10, 1);
-        let key = b.dht_key();
-        s.offer(&key, b.as_bytes(), now, None).unwrap();
-        // Seen from 20 s later it is gone, and an older bundle is accepted again.
-        assert!(s.get_bytes(&key, now + 20).is_none());
-        assert_eq!(s.storage().len(), 0);
-        s.offer(&key, b.as_bytes(), now, None).unwrap();
-        assert_eq!(s.purge_expired(now + 20, 10).unwrap(), 1);
-        assert!(s.storage().is_empty());
-    }
-
-    #[test]
-    fn records_streams_every_unexpired_record() {
-        let (mut s, _) = store();
-        let now = unix_now();
-        let n = SCAN_BATCH * 2 + 5;
-        for i in 0..n {
-            let b = bundle(1, &format!("h{i}"), 1, now + 100, 1);
-            s.offer(&b.dht_key(), b.as_bytes(), now, None).unwrap();
-        }
-        assert_eq!(s.records().count(), n);
-        assert_eq!(s.providers(&RecordKey::new(&[0u8; 32])).len(), 0);
-        assert!(
-            s.add_provider(ProviderRecord::new(
-                RecordKey::new(&[0u8; 32]),
-                PeerId::random(),
-                vec![]
-            ))
-            .is_err()
-        );
     }
 }

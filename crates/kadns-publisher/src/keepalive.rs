@@ -12,8 +12,8 @@ use std::time::Duration;
 use kadns_dht::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ZonePublishError;
 use crate::warning::ZoneWarning;
+use crate::zone_publisher::ZonePublishError;
 use crate::zone_publisher::{RoundReport, ZoneCheck, ZonePublisher};
 
 /// How often [`KeepAlive`] looks at the zone file and the clock by default.

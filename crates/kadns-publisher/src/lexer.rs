@@ -16,7 +16,7 @@
 //! byte values inside a multi-byte character, so every slice taken is on a
 //! character boundary.
 
-use crate::error::ProblemKind;
+use crate::zonefile::ProblemKind;
 
 /// One token of an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -57,7 +57,6 @@
 
 mod config;
 mod durable;
-mod error;
 mod keepalive;
 mod keystore;
 mod lexer;
@@ -77,26 +76,24 @@ mod zonefile;
 pub mod testing;
 
 pub use config::{Config, DEFAULT_VALIDITY_SECS, MIN_VALIDITY_SECS};
-pub use error::{
-    EntryError, KeyError, ProblemKind, PublishError, SignError, SignedFileError, StateError,
-    ZoneError, ZoneProblem, ZonePublishError,
-};
 pub use keepalive::{DEFAULT_POLL_INTERVAL, KeepAlive, KeepAliveEvent, KeepAliveOptions};
-pub use keystore::{KEY_FILE_HEADER, generate_key, load_key};
+pub use keystore::{KEY_FILE_HEADER, KeyError, generate_key, load_key};
 pub use plan::{records_digest, refresh_due};
 pub use presentation::{quote_character_string, record_line};
 pub use publish::{
-    DEFAULT_PUBLISH_CONCURRENCY, MAX_PUBLISH_CONCURRENCY, NamePublished, PublishReport, publish,
+    DEFAULT_PUBLISH_CONCURRENCY, MAX_PUBLISH_CONCURRENCY, NamePublished, PublishError,
+    PublishReport, publish,
 };
 pub use published::{Digest, NameEntry, PUBLISHED_FILE_HEADER, PublishedState};
 pub use signed_file::{
-    SIGNED_FILE_MAGIC, SignedEntry, decode_signed_file, read_signed_file, write_signed_file,
+    EntryError, SIGNED_FILE_MAGIC, SignedEntry, SignedFileError, decode_signed_file,
+    read_signed_file, write_signed_file,
 };
-pub use signer::{SignedZone, Signer, Summary};
-pub use state::{STATE_FILE_HEADER, ZoneState};
+pub use signer::{SignError, SignedZone, Signer, Summary};
+pub use state::{STATE_FILE_HEADER, StateError, ZoneState};
 pub use warning::{WarningKind, ZoneWarning};
-pub use zone_publisher::{RoundReport, ZoneCheck, ZonePublisher};
-pub use zonefile::{ParsedZone, ZoneRecord};
+pub use zone_publisher::{RoundReport, ZoneCheck, ZonePublishError, ZonePublisher};
+pub use zonefile::{ParsedZone, ProblemKind, ZoneError, ZoneProblem, ZoneRecord};
 
 // Re-exported so that embedders use the same versions as kadns.
 pub use kadns_dht;

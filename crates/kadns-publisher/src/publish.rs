@@ -48,8 +48,6 @@ use kadns_dht::{Handle, PeerId};
 use kadns_record::{DhtKey, OwnerName, SignedBundle};
 use tracing::Instrument;
 
-use crate::error::PublishError;
-
 /// How many names [`publish`] puts at once when the caller has no reason to
 /// choose: enough to overlap the lookups' round trips, few enough that the
 /// node's store streams to any one peer stay well below
@@ -234,6 +232,27 @@ async fn put_one(dht: &Handle, index: usize, bundle: SignedBundle) -> NamePublis
         }
     }
     name
+}
+
+/// Why one name could not be published.
+///
+/// A name whose put failed is reported in its
+/// [`NamePublished`](crate::NamePublished); the other names go on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The DHT node refused the put (the bundle is invalid, for example
+    /// expired) or could not run it (the node has shut down).
+    #[error("storing {owner} failed: {source}")]
+    Put {
+        /// The name.
+        owner: OwnerName,
+        /// Its DHT key.
+        key: DhtKey,
+        /// What the node answered.
+        #[source]
+        source: kadns_dht::Error,
+    },
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ use kadns_record::{OwnerName, ZoneId};
 use rustix::fs::{FlockOperation, flock};
 
 use crate::durable;
-use crate::error::StateError;
+use crate::state::StateError;
 
 /// The first line of every published-state file.
 pub const PUBLISHED_FILE_HEADER: &str = "# kadns published state v1";

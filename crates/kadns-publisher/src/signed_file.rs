@@ -31,7 +31,7 @@ use std::sync::Arc;
 use kadns_record::SignedBundle;
 
 use crate::durable;
-use crate::error::{EntryError, SignedFileError};
+use kadns_record::DecodeError;
 
 /// The first 8 bytes of every signed zone file.
 pub const SIGNED_FILE_MAGIC: &[u8; 8] = b"KADNSSZ1";
@@ -154,6 +154,68 @@ fn io_error(path: &Path, source: io::Error) -> SignedFileError {
         path: PathBuf::from(path),
         source: Arc::new(source),
     }
+}
+
+/// Why a signed zone file could not be written or read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignedFileError {
+    /// The file does not start with the magic bytes `KADNSSZ1`.
+    #[error("{}: not a kadns signed zone file (it does not start with KADNSSZ1)", path.display())]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A length prefix runs past the end of the file.
+    #[error(
+        "{}: truncated: entry {index} at byte {offset} needs {needed} bytes, only {available} remain",
+        path.display()
+    )]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// 0-based index of the entry.
+        index: usize,
+        /// Byte offset of the entry's length prefix.
+        offset: usize,
+        /// Bytes the entry needs (prefix included).
+        needed: usize,
+        /// Bytes left in the file.
+        available: usize,
+    },
+    /// A bundle too long for its 16-bit length prefix (cannot come from
+    /// kadns-record, whose bundles are at most `MAX_BUNDLE_LEN`).
+    #[error("{}: bundle {index} is {len} bytes, too long for the file format", path.display())]
+    BundleTooLong {
+        /// The file.
+        path: PathBuf,
+        /// 0-based index of the bundle.
+        index: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// Reading, writing or syncing failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+}
+
+/// Why one entry of a signed zone file is not a well-formed bundle.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entry {index} at byte {offset}: {source}")]
+pub struct EntryError {
+    /// 0-based index of the entry.
+    pub index: usize,
+    /// Byte offset of the entry's length prefix.
+    pub offset: usize,
+    /// What kadns-record's decoder refused.
+    #[source]
+    pub source: DecodeError,
 }
 
 #[cfg(test)]

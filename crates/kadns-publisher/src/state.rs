@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FlockOperation, flock};
 
 use crate::durable;
-use crate::error::StateError;
+use std::sync::Arc;
 
 /// The first line of every state file.
 pub const STATE_FILE_HEADER: &str = "# kadns zone state v1";
@@ -191,6 +191,74 @@ impl ZoneState {
 
     fn io_error(&self, path: &Path, source: io::Error) -> StateError {
         StateError::io(path, source)
+    }
+}
+
+/// Why the zone state (the last sequence number) could not be read or advanced.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The state file exists but is not in the state file format (for example
+    /// torn, or edited by hand). It is never silently reset.
+    #[error(
+        "{}:{line}: zone state is unreadable: {reason}. Refusing to guess the last sequence number; \
+         fix the file or, if the clock is right, delete it (sequences then restart at the current time)",
+        path.display()
+    )]
+    Corrupt {
+        /// The state file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Another publisher (process or task) is publishing this zone from the
+    /// same state right now.
+    #[error(
+        "{}: another publisher holds this zone's state (a `zone publish` or a `[[publish]]` entry of `kadns serve`); \
+         stop it first",
+        path.display()
+    )]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// The last sequence is `u64::MAX`: no higher sequence exists.
+    #[error("{}: the sequence number is exhausted (last sequence {last})", path.display())]
+    Exhausted {
+        /// The state file.
+        path: PathBuf,
+        /// The last sequence used.
+        last: u64,
+    },
+    /// Reading, writing, locking or syncing failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+}
+
+impl StateError {
+    /// The file at `path` is corrupt at `line`.
+    pub(crate) fn corrupt(path: &Path, line: usize, reason: &'static str) -> Self {
+        Self::Corrupt {
+            path: path.to_owned(),
+            line,
+            reason,
+        }
+    }
+
+    /// Reading or writing `path` failed.
+    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source: Arc::new(source),
+        }
     }
 }
 

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 
 use kadns_record::{Bundle, MAX_BUNDLE_LEN, Meta, OwnerName};
 
-use crate::error::{ProblemKind, ZoneProblem};
 use crate::signer::Prepared;
 use crate::zonefile::ParsedZone;
+use crate::zonefile::{ProblemKind, ZoneProblem};
 
 /// The meta record each name needs, given the names that have records: every
 /// missing ancestor (apex included) is an empty non-terminal, and every parent

@@ -12,13 +12,16 @@ use kadns_record::{OwnerName, Rr, SignedBundle, ZoneId};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::Config;
-use crate::error::{SignError, ZoneError, ZonePublishError};
 use crate::plan::{Plan, next_due, plan, records_digest};
 use crate::publish::{DEFAULT_PUBLISH_CONCURRENCY, NamePublished, publish};
 use crate::published::{Digest, NameEntry, PublishLock, PublishedState};
+use crate::signer::SignError;
 use crate::signer::Signer;
+use crate::state::StateError;
 use crate::warning::ZoneWarning;
 use crate::zonefile::ParsedZone;
+use crate::zonefile::ZoneError;
+use kadns_record::EncodeError;
 
 /// Publishes one zone incrementally, keeping what it published in a
 /// [`PublishedState`] beside the key.
@@ -466,4 +469,31 @@ impl ZonePublisher {
                 source,
             })
     }
+}
+
+/// Why a [`ZonePublisher`](crate::ZonePublisher) could not open or finish a
+/// round. A name whose put failed is not an error: it is reported in the
+/// round's [`NamePublished`](crate::NamePublished) and retried.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ZonePublishError {
+    /// The zone file could not be read or has problems (each with its line).
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+    /// The key, the validity or a name of the zone is refused.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The zone state or the published state could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// One name could not be signed (cannot happen for a zone that passed
+    /// the checks; kept so that nothing can panic).
+    #[error("{owner}: cannot sign: {source}")]
+    Encode {
+        /// The name.
+        owner: OwnerName,
+        /// What kadns-record refused.
+        #[source]
+        source: EncodeError,
+    },
 }

@@ -200,9 +200,18 @@ pub struct UpstreamConfig {
     /// Bound on a whole forward, failover included, in milliseconds
     /// (default 4000): below a client's usual 5 s, so it hears SERVFAIL.
     pub total_timeout_ms: u64,
-    /// Most queries forwarded at once (default 256). Bounds sockets and
-    /// memory, and what a forwarding loop the resolver cannot see can cost.
+    /// Most upstream exchanges in flight at once (default 256): the
+    /// forwarding slots. Bounds sockets and memory, and what a forwarding
+    /// loop the resolver cannot see can cost. Shared fairly: a client
+    /// network (/24, /56) may hold at most max(4, max_in_flight / (n + 1))
+    /// of them while n networks hold some (half when it is alone); beyond,
+    /// its query gets SERVFAIL at once (see `docs/resolver.md`).
     pub max_in_flight: usize,
+    /// Most forwarded queries one client network (/24, /56) may have
+    /// waiting for an upstream answer at once, the ones sharing another
+    /// query's exchange included (default 512); beyond, SERVFAIL at once.
+    /// Bounds the memory one client can park in the forwarder.
+    pub max_waiters: usize,
 }
 
 impl Default for UpstreamConfig {
@@ -213,6 +222,7 @@ impl Default for UpstreamConfig {
             attempt_timeout_ms: 1_500,
             total_timeout_ms: 4_000,
             max_in_flight: 256,
+            max_waiters: 512,
         }
     }
 }

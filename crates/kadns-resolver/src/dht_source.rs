@@ -8,9 +8,12 @@ use crate::error::SourceError;
 use crate::source::{BundleSource, SourceAnswer};
 
 /// A DHT node's handle is a bundle source: the node validates every record
-/// it finds and returns the valid one with the highest sequence; the
-/// resolver validates those bytes again (it trusts no peer, nor its own DHT
-/// node's choice) and checks them for rollback.
+/// it finds (signature, key, expiry) and returns the valid one with the
+/// highest sequence as a [`VerifiedBundle`](kadns_record::VerifiedBundle),
+/// which reaches the resolver as [`SourceAnswer::Verified`]: verified once
+/// per process. The resolver still checks its key and expiry against its
+/// own question and clock, and rollback (it trusts no peer's choice of
+/// sequence).
 ///
 /// "Nothing found" is [`SourceAnswer::Absent`] only when
 /// [`GetOutcome::proves_absence`](kadns_dht::GetOutcome::proves_absence)
@@ -28,8 +31,8 @@ impl BundleSource for kadns_dht::Handle {
                     source: Arc::new(other),
                 },
             })?;
-        if let Some(best) = &outcome.best {
-            return Ok(SourceAnswer::Found(best.as_bytes().to_vec()));
+        if let Some(best) = outcome.best {
+            return Ok(SourceAnswer::Verified(Box::new(best)));
         }
         if outcome.proves_absence() {
             return Ok(SourceAnswer::Absent);

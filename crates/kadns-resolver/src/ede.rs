@@ -96,8 +96,12 @@ impl ExtendedError {
         Self::new(code, error.to_string())
     }
 
-    /// The error for a failed forward: 23 (Network Error).
+    /// The error for a failed forward: 0 (Other) when the forwarder refused
+    /// the query to keep a limit (nothing was sent), else 23 (Network Error).
     pub fn for_forward(error: &ForwardError) -> Self {
+        if error.limit_reason().is_some() {
+            return Self::new(Self::OTHER, format!("not forwarded: {error}"));
+        }
         Self::new(Self::NETWORK_ERROR, format!("upstream: {error}"))
     }
 }

@@ -145,9 +145,24 @@ pub enum ForwardError {
         /// The query type.
         query_type: RecordType,
     },
-    /// Too many forwards are in flight.
-    #[error("more than {limit} queries are being forwarded")]
+    /// Every forwarding slot is in use: `limit` upstream exchanges are in
+    /// flight (`[upstream] max_in_flight`).
+    #[error("all {limit} forwarding slots are in use")]
     Busy {
+        /// The limit.
+        limit: usize,
+    },
+    /// This client's network (its /24 or /56) holds its fair share of the
+    /// forwarding slots, `limit` exchanges, while others may need the rest.
+    #[error("this client's network holds its share of forwarding slots ({limit})")]
+    ClientBusy {
+        /// The share.
+        limit: usize,
+    },
+    /// This client's network has `limit` forwarded queries waiting already
+    /// (`[upstream] max_waiters`).
+    #[error("this client's network has {limit} forwarded queries waiting already")]
+    TooManyWaiters {
         /// The limit.
         limit: usize,
     },
@@ -197,6 +212,28 @@ pub enum ForwardError {
         /// The total bound.
         after: Duration,
     },
+}
+
+impl ForwardError {
+    /// For a query refused to keep a forwarding limit, the limit: `slots`
+    /// (every slot in use), `client_share` (the client's share in use) or
+    /// `waiters` (the client's waiting places in use); the label of
+    /// `resolver_forward_refusals_total`. `None` for every other error.
+    ///
+    /// ```
+    /// use kadns_resolver::ForwardError;
+    ///
+    /// assert_eq!(ForwardError::ClientBusy { limit: 4 }.limit_reason(), Some("client_share"));
+    /// assert_eq!(ForwardError::NoUpstream.limit_reason(), None);
+    /// ```
+    pub fn limit_reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Busy { .. } => Some("slots"),
+            Self::ClientBusy { .. } => Some("client_share"),
+            Self::TooManyWaiters { .. } => Some("waiters"),
+            _ => None,
+        }
+    }
 }
 
 /// Why a lookup failed. Every variant maps to SERVFAIL; absence is not here.

@@ -13,13 +13,12 @@ use crate::error::ForwardError;
 /// Largest DNS message over UDP or TCP, in bytes (the TCP length prefix is 16 bits).
 const MAX_MESSAGE: usize = u16::MAX as usize;
 
-/// Most datagrams read from a server while waiting for the one that answers
-/// the query: stray or malformed ones are dropped, but not forever.
-const MAX_STRAY_DATAGRAMS: usize = 16;
-
 /// Sends `query` (already encoded as `bytes`) to `server` and returns its
 /// response. Not bounded in time: the caller wraps it in a timeout, and
-/// everything here is safe to cancel.
+/// everything here is safe to cancel. Over UDP, datagrams that do not answer
+/// the query (another id, another question, not DNS) are dropped and the
+/// wait goes on: however many an off-path sender manages to get through,
+/// only the caller's deadline ends the exchange.
 pub(crate) async fn exchange(
     server: SocketAddr,
     query: &Message,
@@ -46,21 +45,20 @@ async fn udp(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Messag
     socket.connect(server).await.map_err(io)?;
     socket.send(bytes).await.map_err(io)?;
     let mut buf = vec![0; MAX_MESSAGE];
-    let mut last = None;
-    for _ in 0..MAX_STRAY_DATAGRAMS {
+    let mut dropped: u64 = 0;
+    loop {
         let len = socket.recv(&mut buf).await.map_err(io)?;
         match check(server, query, buf.get(..len).unwrap_or_default()) {
             Ok(response) => return Ok(response),
             Err(error) => {
-                tracing::debug!(%server, %error, "dropping a datagram that does not answer the query");
-                last = Some(error);
+                dropped += 1;
+                // Logged once, then every 1,024th: a spray costs no log flood.
+                if dropped == 1 || dropped.is_multiple_of(1_024) {
+                    tracing::debug!(%server, %error, dropped, "dropping datagrams that do not answer the query");
+                }
             }
         }
     }
-    Err(last.unwrap_or(ForwardError::Malformed {
-        server,
-        reason: "no answer among the datagrams received".into(),
-    }))
 }
 
 async fn tcp(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Message, ForwardError> {
@@ -160,5 +158,64 @@ mod tests {
         assert!(check(server, &query, &empty.to_vec().unwrap()).is_ok());
         empty.metadata.response_code = ResponseCode::NoError;
         assert!(check(server, &query, &empty.to_vec().unwrap()).is_err());
+    }
+
+    /// A server that first sprays the query's socket with 500 datagrams
+    /// that do not answer it (wrong id, wrong question, a query, garbage),
+    /// from its own address so that the kernel lets them through as an
+    /// off-path spoofer's would, then answers: the answer is taken.
+    #[tokio::test]
+    async fn junk_datagrams_never_end_an_exchange() {
+        let upstream = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = upstream.local_addr().unwrap();
+        let mut query = Message::query();
+        query.metadata.id = 7;
+        query.add_query(Query::query(
+            Name::from_ascii("a.example.").unwrap(),
+            RecordType::A,
+        ));
+        let bytes = query.to_vec().unwrap();
+        let spray = tokio::spawn(async move {
+            let mut buf = vec![0; 512];
+            let (len, from) = upstream.recv_from(&mut buf).await.unwrap();
+            let asked = Message::from_vec(&buf[..len]).unwrap();
+            let mut wrong_id = Message::response(asked.metadata.id ^ 1, OpCode::Query);
+            wrong_id.queries = asked.queries.clone();
+            let mut wrong_name = Message::response(asked.metadata.id, OpCode::Query);
+            wrong_name.add_query(Query::query(
+                Name::from_ascii("b.example.").unwrap(),
+                RecordType::A,
+            ));
+            let junk = [
+                wrong_id.to_vec().unwrap(),
+                wrong_name.to_vec().unwrap(),
+                asked.to_vec().unwrap(),
+                b"\xde\xad".to_vec(),
+            ];
+            for i in 0..500 {
+                upstream.send_to(&junk[i % junk.len()], from).await.unwrap();
+                if i % 32 == 31 {
+                    // Paced, so that the receive buffer never overflows.
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let mut answer = Message::response(asked.metadata.id, OpCode::Query);
+            answer.queries = asked.queries.clone();
+            upstream
+                .send_to(&answer.to_vec().unwrap(), from)
+                .await
+                .unwrap();
+        });
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            exchange(server, &query, &bytes),
+        )
+        .await
+        .expect("answered before the test's bound")
+        .expect("the real answer, after 500 junk datagrams");
+        assert_eq!(response.metadata.id, 7);
+        assert_eq!(response.queries, query.queries);
+        spray.await.unwrap();
     }
 }

@@ -199,6 +199,7 @@ impl<S: BundleSource> Fetcher<S> {
                 }
             }),
             Ok(Ok(SourceAnswer::Found(bytes))) => self.verify(key, &bytes).await,
+            Ok(Ok(SourceAnswer::Verified(bundle))) => self.accept_verified(key, *bundle).await,
         };
         let result = match result {
             Ok(found) => {
@@ -220,6 +221,21 @@ impl<S: BundleSource> Fetcher<S> {
             tracing::debug!(%source, "bundle refused");
             LookupError::Invalid { key, source }
         })?;
+        self.check_rollback(key, bundle).await.map(Found::Bundle)
+    }
+
+    /// A bundle this process verified already (its DHT node did): only what
+    /// can have changed is checked again. One for another key, or expired
+    /// since, goes through [`verify`](Self::verify), which refuses it and
+    /// says why.
+    async fn accept_verified(
+        &self,
+        key: DhtKey,
+        bundle: VerifiedBundle,
+    ) -> Result<Found, LookupError> {
+        if bundle.dht_key() != key || bundle.expires() <= now_unix() {
+            return self.verify(key, bundle.as_bytes()).await;
+        }
         self.check_rollback(key, bundle).await.map(Found::Bundle)
     }
 
@@ -360,5 +376,83 @@ impl<S> Drop for Waiter<'_, S> {
         if in_flight.get(&self.key).and_then(Shared::strong_count) == Some(1) {
             in_flight.remove(&self.key);
         }
+    }
+}
+
+#[cfg(test)]
+mod verified_once {
+    use std::sync::Mutex;
+
+    use hickory_proto::rr::{Name, RData, RecordType, rdata::A};
+    use kadns_record::{Bundle, OwnerName, Rr, ZoneKey, validate};
+
+    use crate::{BundleSource, Config, Outcome, Resolver, SourceAnswer, SourceError};
+
+    /// A source that answers every key with one already-verified bundle, as
+    /// the DHT source does, and counts its calls.
+    struct Verified(Mutex<(kadns_record::VerifiedBundle, usize)>);
+
+    impl BundleSource for Verified {
+        async fn get(&self, _key: kadns_record::DhtKey) -> Result<SourceAnswer, SourceError> {
+            let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            state.1 += 1;
+            Ok(SourceAnswer::Verified(Box::new(state.0.clone())))
+        }
+    }
+
+    fn resolver(zone: &ZoneKey, owner: &str, expires: u64) -> Resolver<Verified> {
+        let owner = OwnerName::from_labels([owner.as_bytes()]).unwrap();
+        let records = vec![Rr::new(300, &RData::A(A::new(192, 0, 2, 1))).unwrap()];
+        let signed = Bundle::new(owner, 1, expires, records)
+            .unwrap()
+            .sign(zone)
+            .unwrap();
+        let bundle = validate(&signed.dht_key(), signed.as_bytes(), super::now_unix()).unwrap();
+        let mut config = Config::default();
+        config
+            .trust_anchors
+            .insert("v.kad".into(), zone.zone_id().to_string());
+        config.upstream.servers = vec!["127.0.0.1:9".parse().unwrap()];
+        config.upstream.resolv_conf = None;
+        Resolver::builder(config, Verified(Mutex::new((bundle, 0))))
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_verified_bundle_for_the_key_is_answered() {
+        let zone = ZoneKey::from_seed([5; 32]);
+        let resolver = resolver(&zone, "www", super::now_unix() + 3_600);
+        let name = Name::from_ascii("www.v.kad.").unwrap();
+        let answer = resolver.lookup(&name, RecordType::A).await;
+        assert!(
+            matches!(answer.outcome, Outcome::Records),
+            "{:?}",
+            answer.outcome
+        );
+        assert_eq!(answer.answers.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_verified_bundle_for_another_key_is_refused() {
+        let zone = ZoneKey::from_seed([5; 32]);
+        // The source hands `www`'s bundle for every key: `mail` must not get it.
+        let resolver = resolver(&zone, "www", super::now_unix() + 3_600);
+        let name = Name::from_ascii("mail.v.kad.").unwrap();
+        let answer = resolver.lookup(&name, RecordType::A).await;
+        assert!(answer.answers.is_empty(), "{:?}", answer.answers);
+        assert!(
+            !matches!(answer.outcome, Outcome::Records),
+            "{:?}",
+            answer.outcome
+        );
+        let refused: u64 = resolver
+            .metrics()
+            .refusals
+            .get_or_create(&crate::metrics::ReasonLabels {
+                reason: "wrong_key",
+            })
+            .get();
+        assert!(refused >= 1, "refused as wrong_key");
     }
 }

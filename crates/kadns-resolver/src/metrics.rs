@@ -75,6 +75,10 @@ pub struct Metrics {
     /// Records stripped from upstream responses: kadns names, out of
     /// bailiwick (`resolver_forward_scrubbed_total`).
     pub forward_scrubbed: Counter,
+    /// Forwarded queries refused to keep a limit, by reason
+    /// (`resolver_forward_refusals_total{reason}`): `slots`, `client_share`,
+    /// `waiters` (see [`ForwardError::limit_reason`](crate::ForwardError::limit_reason)).
+    pub forward_refusals: Family<ReasonLabels, Counter>,
     /// Bytes held by the forward cache (`resolver_forward_cache_bytes`).
     pub forward_cache_bytes: prometheus_client::metrics::gauge::Gauge,
 }
@@ -178,6 +182,11 @@ impl Metrics {
             self.forward_scrubbed.clone(),
         );
         registry.register(
+            "resolver_forward_refusals",
+            "Forwarded queries refused to keep a limit, by reason",
+            self.forward_refusals.clone(),
+        );
+        registry.register(
             "resolver_forward_cache_bytes",
             "Bytes held by the forward cache",
             self.forward_cache_bytes.clone(),
@@ -194,6 +203,19 @@ impl Metrics {
     /// The count of one refusal reason so far.
     pub fn refusal(&self, reason: &'static str) -> u64 {
         self.refusals.get_or_create(&ReasonLabels { reason }).get()
+    }
+
+    /// The count of forwarded queries refused for one limit so far.
+    pub fn forward_refusal(&self, reason: &'static str) -> u64 {
+        self.forward_refusals
+            .get_or_create(&ReasonLabels { reason })
+            .get()
+    }
+
+    pub(crate) fn count_forward_refusal(&self, reason: &'static str) {
+        self.forward_refusals
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     pub(crate) fn count_outcome(&self, outcome: &'static str) {
@@ -219,6 +241,7 @@ mod tests {
         metrics.count_outcome("nxdomain");
         metrics.count_refusal("rollback");
         metrics.cache_hits.inc();
+        metrics.count_forward_refusal("client_share");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(
@@ -230,6 +253,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("kadns_resolver_cache_hits_total 1"), "{text}");
+        assert!(
+            text.contains("kadns_resolver_forward_refusals_total{reason=\"client_share\"} 1"),
+            "{text}"
+        );
         assert_eq!(metrics.outcome("nxdomain"), 1);
         assert_eq!(metrics.refusal("bad_signature"), 0);
     }

@@ -1,7 +1,7 @@
 //! The resolver: routing, the lookup flow, CNAME chasing, negative answers.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -270,16 +270,38 @@ impl<S: BundleSource> Resolver<S> {
     /// Never fails: failures are an [`Outcome`] too. Answers within the
     /// query deadline (`dht.deadline_ms`), CNAME chasing, the negative
     /// answer's SOA and forwarding included. Safe to cancel.
-    #[tracing::instrument(skip_all, fields(qname = %name, qtype = %query_type))]
     pub async fn lookup(&self, name: &Name, query_type: RecordType) -> Answer {
+        self.lookup_routed(name, query_type, self.route(name)).await
+    }
+
+    /// [`lookup`](Self::lookup) for a caller that has already routed `name`
+    /// (the stub routes every query once, to choose between this and
+    /// [`forward`](Self::forward)): `route` must be `self.route(name)`.
+    /// Names reached by CNAMEs are routed here as usual.
+    ///
+    /// ```no_run
+    /// use hickory_proto::rr::{Name, RecordType};
+    /// use kadns_resolver::{Config, MemorySource, Resolver, Route};
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let resolver = Resolver::builder(Config::default(), MemorySource::new()).build()?;
+    /// let name = Name::from_ascii("www.example.kad.")?;
+    /// match resolver.route(&name) {
+    ///     Route::Forward => { /* resolver.forward(&message) */ }
+    ///     route => {
+    ///         let answer = resolver.lookup_routed(&name, RecordType::A, route).await;
+    ///         println!("{:?}", answer.outcome);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[tracing::instrument(skip_all, fields(qname = %name, qtype = %query_type))]
+    pub async fn lookup_routed(&self, name: &Name, query_type: RecordType, route: Route) -> Answer {
         let deadline = Deadline::after(self.inner.deadline);
-        let answer =
-            match tokio::time::timeout_at(deadline.at(), self.resolve(name, query_type, deadline))
-                .await
-            {
-                Ok(answer) => answer,
-                Err(_) => Answer::failed(deadline.error(), Vec::new()),
-            };
+        let resolve = self.resolve(name, query_type, route, deadline);
+        let answer = match tokio::time::timeout_at(deadline.at(), resolve).await {
+            Ok(answer) => answer,
+            Err(_) => Answer::failed(deadline.error(), Vec::new()),
+        };
         let outcome = answer.outcome.label();
         self.inner.metrics.count_outcome(outcome);
         match &answer.outcome {
@@ -300,8 +322,15 @@ impl<S: BundleSource> Resolver<S> {
     #[tracing::instrument(skip_all, fields(id = request.metadata.id, qname, qtype))]
     /// Answers come from the forward cache when it holds them; when every
     /// upstream fails, a stale cached answer may be returned
-    /// ([`Forwarded::stale`]).
-    pub async fn forward(&self, request: &Message) -> Result<Forwarded, ForwardError> {
+    /// ([`Forwarded::stale`]). `client` is the address the query came
+    /// from: forwarding slots are shared fairly among client networks (/24,
+    /// /56), and a network over its share or its waiting places gets
+    /// [`ForwardError::ClientBusy`] or [`ForwardError::TooManyWaiters`].
+    pub async fn forward(
+        &self,
+        request: &Message,
+        client: IpAddr,
+    ) -> Result<Forwarded, ForwardError> {
         if let Some(query) = request.queries.first() {
             let span = tracing::Span::current();
             span.record("qname", tracing::field::display(&query.name));
@@ -310,7 +339,7 @@ impl<S: BundleSource> Resolver<S> {
         // The query's one deadline bounds the forward too.
         let result = tokio::time::timeout(
             self.inner.deadline,
-            self.inner.forwarder.load_full().forward(request),
+            self.inner.forwarder.load_full().forward(request, client),
         )
         .await
         .unwrap_or(Err(ForwardError::Deadline {
@@ -329,7 +358,14 @@ impl<S: BundleSource> Resolver<S> {
         result
     }
 
-    async fn resolve(&self, qname: &Name, query_type: RecordType, deadline: Deadline) -> Answer {
+    async fn resolve(
+        &self,
+        qname: &Name,
+        query_type: RecordType,
+        route: Route,
+        deadline: Deadline,
+    ) -> Answer {
+        let mut first_route = Some(route);
         let mut chain: Vec<Record> = Vec::new();
         let mut authenticated = true;
         // Set once any link of the answer is a stale bundle: why it is.
@@ -340,7 +376,8 @@ impl<S: BundleSource> Resolver<S> {
         // A loop, not recursion: each turn follows one CNAME.
         loop {
             seen.insert(name.clone());
-            let (zone, apex, owner) = match self.route(&name) {
+            let route = first_route.take().unwrap_or_else(|| self.route(&name));
+            let (zone, apex, owner) = match route {
                 Route::Zone { zone, apex, owner } => (zone, apex, owner),
                 Route::TooLong { zone, apex } => {
                     let negative_ttl = ttl_secs(self.inner.fetcher.cache.negative_ttl());

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use kadns_record::DhtKey;
+use kadns_record::{DhtKey, VerifiedBundle};
 
 use crate::error::SourceError;
 
@@ -18,6 +18,12 @@ use crate::error::SourceError;
 pub enum SourceAnswer {
     /// Candidate bundle bytes: untrusted until the resolver validated them.
     Found(Vec<u8>),
+    /// A bundle already verified in this process (a `VerifiedBundle` can only
+    /// be made by `kadns_record::validate`): the node's own DHT layer checked
+    /// its signature for this key. The resolver checks that it belongs under
+    /// the key asked for, that it has not expired since, and rollback, but
+    /// does not verify the signature a second time (or copy its bytes).
+    Verified(Box<VerifiedBundle>),
     /// The lookup reached enough of the closest peers and none held a valid
     /// bundle (or an invalid one): the key is proven absent.
     Absent,

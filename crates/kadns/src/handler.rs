@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, ResponseCode};
@@ -12,6 +13,7 @@ use ipnet::IpNet;
 use kadns_resolver::{BundleSource, ExtendedError, Outcome, Resolver, Route};
 use tracing::{Instrument, debug, debug_span, warn};
 
+use crate::answer_cache::{AnswerCache, Lookup, QueryKey};
 use crate::client_policy::{ClientPolicy, SharedPolicy};
 use crate::flags;
 use crate::metrics::{QueryLabels, StubMetrics};
@@ -32,6 +34,13 @@ const HEADER_LEN: usize = 12;
 /// question FORMERR; a name in a kadns zone is looked up and verified, every
 /// other name is forwarded upstream as the client sent it. Over UDP an
 /// answer too long for the client becomes a TC reply.
+///
+/// In front of all that sits the wire-format [`AnswerCache`]: right after
+/// the ACL check, a query of the usual shape is keyed from its raw bytes
+/// and, on a hit, answered by copying the rendered answer into `out` with
+/// the query's ID and letter case patched in and the TTLs counted down: no
+/// decoding, no routing, no encoding, no allocation. What is stored, and
+/// why, is in `docs/resolver.md` ("Answer cache").
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -54,6 +63,8 @@ pub struct StubHandler<S: BundleSource> {
     max_udp_payload: u16,
     /// Client networks answered (and the rate limit the UDP workers read).
     policy: SharedPolicy,
+    /// Rendered answers, served before anything is decoded.
+    cache: AnswerCache,
 }
 
 /// The parts of a response, before encoding.
@@ -65,6 +76,10 @@ struct Reply {
     outcome: &'static str,
     /// Why, for an EDNS client (RFC 8914): see [`add_extended_error`].
     extended_error: Option<ExtendedError>,
+    /// Whether the encoded reply may go into the answer cache: a verified,
+    /// live kadns answer (NOERROR, NXDOMAIN, NODATA) or a fresh forwarded
+    /// one. The cache itself refuses SERVFAIL, TC, TTL 0 and EDE 3 too.
+    cacheable: bool,
 }
 
 impl Reply {
@@ -79,6 +94,7 @@ impl Reply {
             additionals: Vec::new(),
             outcome,
             extended_error: None,
+            cacheable: false,
         }
     }
 
@@ -117,13 +133,54 @@ fn decode(query: &[u8]) -> Result<Message, Undecodable> {
 
 impl<S: BundleSource> StubHandler<S> {
     /// A handler answering every client through `resolver`.
+    /// Its answer cache holds [`DEFAULT_BYTES`](crate::answer_cache::DEFAULT_BYTES)
+    /// (see [`StubHandler::answer_cache_bytes`]) and counts into `metrics`.
     pub fn new(resolver: Resolver<S>, metrics: Arc<StubMetrics>, max_udp_payload: u16) -> Self {
+        let cache = AnswerCache::with_metrics(
+            crate::answer_cache::DEFAULT_BYTES,
+            metrics.answer_cache.clone(),
+        );
         Self {
             resolver,
             metrics,
             max_udp_payload,
             policy: Arc::new(ArcSwap::from_pointee(ClientPolicy::open())),
+            cache,
         }
+    }
+
+    /// Gives the answer cache a budget of `bytes` (0 turns it off), emptying it.
+    pub fn answer_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache = AnswerCache::with_metrics(bytes, self.metrics.answer_cache.clone());
+        self
+    }
+
+    /// Empties the answer cache (`kadns cache flush`): every query after
+    /// this is resolved again before it is cached again.
+    pub fn flush_answer_cache(&self) {
+        self.cache.clear();
+    }
+
+    /// The answer cache (for status output and tests).
+    pub fn answer_cache(&self) -> &AnswerCache {
+        &self.cache
+    }
+
+    /// The resolver behind this handler.
+    pub fn resolver(&self) -> &Resolver<S> {
+        &self.resolver
+    }
+
+    /// The largest response `transport` can carry to a client whose query
+    /// had an OPT record with `payload` (`None`: no EDNS): over UDP its EDNS
+    /// size within 512..=`max_udp_payload` (512 without EDNS); over a
+    /// stream, a whole message.
+    fn client_limit(&self, payload: Option<u16>, transport: Transport) -> usize {
+        if transport != Transport::Udp {
+            return usize::from(u16::MAX);
+        }
+        let min = truncation::MIN_UDP_LIMIT;
+        usize::from(payload.map_or(min, |p| p.clamp(min, self.max_udp_payload.max(min))))
     }
 
     /// Answers only clients in `networks`; every other client gets REFUSED
@@ -147,7 +204,7 @@ impl<S: BundleSource> StubHandler<S> {
         self.policy.load().allows(ip)
     }
 
-    async fn reply(&self, request: &Message, allowed: bool) -> Reply {
+    async fn reply(&self, request: &Message, allowed: bool, client: IpAddr) -> Reply {
         if !allowed {
             self.metrics.refused_clients.inc();
             return Reply::error(request, ResponseCode::Refused, "refused").because(
@@ -172,7 +229,7 @@ impl<S: BundleSource> StubHandler<S> {
         match self.resolver.route(query.name()) {
             Route::Forward => {
                 self.metrics.forwarded_queries.inc();
-                self.forward(request).await
+                self.forward(request, client).await
             }
             _ if query.query_class() != DNSClass::IN => {
                 Reply::error(request, ResponseCode::Refused, "refused").because(ExtendedError::new(
@@ -187,9 +244,13 @@ impl<S: BundleSource> StubHandler<S> {
                     "kadns zones are not transferred",
                 ))
             }
-            _ => {
+            route => {
                 self.metrics.kadns_queries.inc();
-                let answer = self.resolver.lookup(query.name(), query.query_type()).await;
+                // Routed once: the resolver starts from this route.
+                let answer = self
+                    .resolver
+                    .lookup_routed(query.name(), query.query_type(), route)
+                    .await;
                 let mut reply = Reply::error(request, answer.response_code(), "");
                 flags::kadns_answer(&mut reply.metadata, request, answer.authenticated);
                 reply.outcome = match &answer.outcome {
@@ -200,6 +261,11 @@ impl<S: BundleSource> StubHandler<S> {
                     _ => "servfail",
                 };
                 reply.extended_error = answer.extended_error();
+                reply.cacheable = answer.stale.is_none()
+                    && matches!(
+                        answer.outcome,
+                        Outcome::Records | Outcome::NxDomain | Outcome::NoData
+                    );
                 reply.answers = answer.answers;
                 reply.authorities = answer.authorities;
                 reply
@@ -209,8 +275,8 @@ impl<S: BundleSource> StubHandler<S> {
 
     /// Forwards the client's own message (EDNS options, DO and CD bits kept)
     /// and relays the upstream's records and RCODE under the client's id.
-    async fn forward(&self, request: &Message) -> Reply {
-        match self.resolver.forward(request).await {
+    async fn forward(&self, request: &Message, client: IpAddr) -> Reply {
+        match self.resolver.forward(request, client).await {
             Ok(forwarded) => {
                 let stale = forwarded.stale;
                 let response = forwarded.message;
@@ -225,6 +291,7 @@ impl<S: BundleSource> StubHandler<S> {
                 reply.answers = response.answers;
                 reply.authorities = response.authorities;
                 reply.additionals = response.additionals;
+                reply.cacheable = !stale;
                 if stale {
                     reply.extended_error = Some(ExtendedError::new(
                         ExtendedError::STALE_ANSWER,
@@ -241,35 +308,38 @@ impl<S: BundleSource> StubHandler<S> {
         }
     }
 
-    /// The EDNS record of the response: present if the request had one, with
-    /// the client's buffer size capped by ours.
+    /// The EDNS record of the response: present if the request had one,
+    /// advertising the stub's own UDP size (RFC 6891 §6.2.3: a responder
+    /// gives its own), whatever the client's: so a rendered answer does not
+    /// depend on the client's size, and the answer cache can share it.
     fn response_edns(&self, request: &Message) -> Option<Edns> {
         let client = request.edns.as_ref()?;
         let mut edns = Edns::new();
-        edns.set_max_payload(
-            client
-                .max_payload()
-                .clamp(512, self.max_udp_payload.max(512)),
-        );
+        edns.set_max_payload(self.max_udp_payload.max(truncation::MIN_UDP_LIMIT));
         edns.set_dnssec_ok(client.flags().dnssec_ok);
         Some(edns)
     }
 
     /// Encodes the reply to `request` into `out`: over UDP, as a TC reply
     /// when too long for the client (see [`truncation`]); a reply that
-    /// cannot be encoded becomes SERVFAIL.
+    /// cannot be encoded becomes SERVFAIL. A cacheable reply is stored
+    /// whole (before any truncation) under `cache_as`: the raw query, its
+    /// key and the answer generation read before resolving.
     fn encode(
         &self,
         request: &Message,
         reply: Reply,
         transport: Transport,
+        cache_as: Option<(&[u8], &QueryKey, u64)>,
         out: &mut Vec<u8>,
     ) -> bool {
         let mut edns = self.response_edns(request);
         if let (Some(edns), Some(ede)) = (edns.as_mut(), reply.extended_error.as_ref()) {
             add_extended_error(edns, ede);
         }
-        let limit = truncation::udp_limit(edns.as_ref());
+        let payload = request.edns.as_ref().map(Edns::max_payload);
+        let limit = self.client_limit(payload, transport);
+        let cacheable = reply.cacheable;
         let mut response = Message::new(
             reply.metadata.id,
             MessageType::Response,
@@ -290,6 +360,8 @@ impl<S: BundleSource> StubHandler<S> {
                 out.clear();
                 return false;
             }
+        } else if cacheable && let Some((query, key, generation)) = cache_as {
+            self.cache.put(query, key, out, generation, Instant::now());
         }
         if transport == Transport::Udp && truncation::must_truncate(out.len(), limit) {
             debug!(
@@ -334,14 +406,34 @@ impl<S: BundleSource> StubHandler<S> {
         Disposition::Reply
     }
 
-    fn count(&self, transport: Transport, outcome: &str) {
+    fn count(&self, transport: Transport, outcome: &'static str) {
         self.metrics
             .responses
             .get_or_create(&QueryLabels {
-                protocol: transport.as_str().to_owned(),
-                outcome: outcome.to_owned(),
+                protocol: transport.as_str(),
+                outcome,
             })
             .inc();
+    }
+
+    /// Answers `query` from the answer cache if it can: true when `out`
+    /// holds the reply (the whole answer, or its TC reply).
+    fn cached(&self, query: &[u8], key: &QueryKey, ctx: QueryContext, out: &mut Vec<u8>) -> bool {
+        let limit = self.client_limit(key.udp_payload(), ctx.transport);
+        let generation = self.resolver.answer_generation();
+        let outcome = match self
+            .cache
+            .lookup(query, key, generation, limit, Instant::now(), out)
+        {
+            Lookup::Hit => cached_outcome(out, false),
+            Lookup::Truncated => {
+                self.metrics.truncated_responses.inc();
+                cached_outcome(out, true)
+            }
+            Lookup::Miss => return false,
+        };
+        self.count(ctx.transport, outcome);
+        true
     }
 }
 
@@ -349,6 +441,24 @@ impl<S: BundleSource> Answerer for StubHandler<S> {
     async fn answer(&self, query: &[u8], ctx: QueryContext, out: &mut Vec<u8>) -> Disposition {
         out.clear();
         let allowed = self.allowed(ctx.client.ip());
+        // The ACL first: a refused client is never answered from the cache.
+        let key = if allowed && self.cache.enabled() {
+            let key = QueryKey::parse(query);
+            if key.is_none() {
+                self.cache.metrics().uncacheable.inc();
+            }
+            key
+        } else {
+            None
+        };
+        // Read before resolving: an answer computed while its bundle was
+        // replaced is stored under the old generation, and so never served.
+        let generation = self.resolver.answer_generation();
+        if let Some(key) = &key
+            && self.cached(query, key, ctx, out)
+        {
+            return Disposition::Reply;
+        }
         let request = match decode(query) {
             Ok(request) => request,
             Err(Undecodable::Drop) => return Disposition::Drop,
@@ -359,29 +469,46 @@ impl<S: BundleSource> Answerer for StubHandler<S> {
         if request.metadata.message_type == MessageType::Response {
             return Disposition::Drop;
         }
-        let (qname, qtype) = request
-            .queries
-            .first()
-            .map(|q| (q.name().to_string(), q.query_type().to_string()))
-            .unwrap_or_default();
+        // The fields are formatted only when the span is enabled: with
+        // tracing below debug, this costs one callsite check.
+        let question = request.queries.first();
         let span = debug_span!(
             "dns",
             id = request.metadata.id,
-            %qname,
-            %qtype,
+            qname = question.map(|q| tracing::field::display(q.name())),
+            qtype = question.map(|q| tracing::field::display(q.query_type())),
             protocol = ctx.transport.as_str(),
             src = %ctx.client
         );
-        let reply = self.reply(&request, allowed).instrument(span.clone()).await;
+        let reply = self
+            .reply(&request, allowed, ctx.client.ip())
+            .instrument(span.clone())
+            .await;
         let _entered = span.enter();
         let outcome = reply.outcome;
         let rcode = reply.metadata.response_code;
-        if !self.encode(&request, reply, ctx.transport, out) {
+        let cache_as = key.as_ref().map(|key| (query, key, generation));
+        if !self.encode(&request, reply, ctx.transport, cache_as, out) {
             return Disposition::Drop;
         }
         self.count(ctx.transport, outcome);
         debug!(%rcode, outcome, "answered");
         Disposition::Reply
+    }
+}
+
+/// The outcome label of a reply the answer cache wrote: from its header
+/// (kadns answers carry AA, forwarded ones never do; a TC reply has no
+/// records, so its NOERROR counts as `noerror`).
+fn cached_outcome(reply: &[u8], truncated: bool) -> &'static str {
+    let authoritative = reply[2] & 0x04 != 0;
+    let answers = u16::from_be_bytes([reply[6], reply[7]]);
+    match reply[3] & 0x0f {
+        _ if !authoritative => "upstream",
+        3 => "nxdomain",
+        0 if answers == 0 && !truncated => "nodata",
+        0 => "noerror",
+        _ => "servfail",
     }
 }
 

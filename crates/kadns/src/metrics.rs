@@ -1,18 +1,23 @@
 //! Counters of the DNS stub.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-/// Labels of one answered query.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+use crate::answer_cache::AnswerCacheMetrics;
+
+/// Labels of one answered query: static strings, so that counting a
+/// response allocates nothing.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueryLabels {
     /// `udp`, `tcp`, `tls` or `https`.
-    pub protocol: String,
+    pub protocol: &'static str,
     /// `noerror`, `nxdomain`, `nodata`, `servfail`, `formerr`, `notimp`, `refused`, …
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 /// What the stub counts. One instance per stub, shared through an `Arc`.
@@ -38,6 +43,8 @@ pub struct StubMetrics {
     pub tcp_evicted: Counter,
     /// Stream connections open now.
     pub tcp_connections: Gauge,
+    /// The wire-format answer cache's counters (`answer_cache_*`).
+    pub answer_cache: Arc<AnswerCacheMetrics>,
 }
 
 impl StubMetrics {
@@ -93,15 +100,13 @@ impl StubMetrics {
             "Stream connections (TCP, DoT) open now",
             self.tcp_connections.clone(),
         );
+        self.answer_cache.register(registry);
     }
 
     /// The count of responses with these labels (for tests and status output).
-    pub fn responses(&self, protocol: &str, outcome: &str) -> u64 {
+    pub fn responses(&self, protocol: &'static str, outcome: &'static str) -> u64 {
         self.responses
-            .get_or_create(&QueryLabels {
-                protocol: protocol.to_owned(),
-                outcome: outcome.to_owned(),
-            })
+            .get_or_create(&QueryLabels { protocol, outcome })
             .get()
     }
 }

@@ -22,6 +22,7 @@ use crate::stub_config::StubConfig;
 ///
 /// [dht]
 /// replication_interval = "1h"
+/// max_storage = "1GiB"
 ///
 /// [resolver.trust_anchors]
 /// "example.kad" = "<52-character zone id>"
@@ -182,6 +183,17 @@ pub struct DhtConfig {
     /// Newly joined peers get their records at once, whatever this is.
     #[serde(with = "duration")]
     pub replication_interval: std::time::Duration,
+    /// The storage budget: most bytes of records the node holds for the
+    /// network (docs/dht.md, "Storage budget"). A number of bytes or a size
+    /// with a unit (`"8MB"`, `"512MiB"`, `"1G"`). Default 1 GiB. Once full,
+    /// new keys are refused and what is held is kept.
+    #[serde(with = "size")]
+    pub max_storage: u64,
+    /// Most records held. Default: one per 256 bytes of `max_storage`.
+    pub max_records: Option<usize>,
+    /// Most records held for one zone (one signing key). Default 10,000
+    /// (at most `max_records`).
+    pub max_zone_records: Option<usize>,
 }
 
 /// The shortest `replication_interval` accepted.
@@ -191,11 +203,29 @@ impl Default for DhtConfig {
     fn default() -> Self {
         Self {
             replication_interval: std::time::Duration::from_secs(3600),
+            max_storage: kadns_dht::DEFAULT_MAX_STORAGE,
+            max_records: None,
+            max_zone_records: None,
         }
     }
 }
 
 impl DhtConfig {
+    /// The node's storage limits: derived from `max_storage`
+    /// ([`kadns_dht::StorageLimits::for_bytes`]), with `max_records` and
+    /// `max_zone_records` applied when set.
+    pub fn storage_limits(&self) -> kadns_dht::StorageLimits {
+        let mut limits = kadns_dht::StorageLimits::for_bytes(self.max_storage);
+        if let Some(n) = self.max_records {
+            limits.max_records = n;
+        }
+        limits.max_zone_records = self
+            .max_zone_records
+            .unwrap_or(limits.max_zone_records)
+            .min(limits.max_records);
+        limits
+    }
+
     /// Checks a replication interval: at least [`MIN_REPLICATION_INTERVAL`].
     pub fn check_replication_interval(
         interval: std::time::Duration,
@@ -238,6 +268,29 @@ mod duration {
             })?,
         };
         super::DhtConfig::check_replication_interval(duration).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `"8MB"` (a size with a unit, see [`kadns_dht::parse_size`]) or `8000000`.
+mod size {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(*bytes)
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Bytes(u64),
+        Human(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match Text::deserialize(d)? {
+            Text::Bytes(n) => Ok(n),
+            Text::Human(text) => kadns_dht::parse_size(&text).map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -411,6 +464,30 @@ origin = "example.org."
         assert!(parse("[dht]\nreplication = \"1h\"\n").is_err());
         let config = ServeConfig {
             dht: human,
+            ..ServeConfig::default()
+        };
+        let back: ServeConfig = toml::from_str(&toml::to_string(&config).unwrap()).unwrap();
+        assert_eq!(back.dht, config.dht);
+    }
+
+    #[test]
+    fn max_storage_takes_sizes_and_derives_the_limits() {
+        let parse = |text: &str| toml::from_str::<ServeConfig>(text).map(|c| c.dht);
+        let empty = parse("").unwrap();
+        assert_eq!(empty.max_storage, 1 << 30);
+        assert_eq!(empty.storage_limits(), kadns_dht::StorageLimits::default());
+        let small = parse("[dht]\nmax_storage = \"8MB\"\n").unwrap();
+        assert_eq!(small.max_storage, 8_000_000);
+        assert_eq!(small.storage_limits().max_records, 31_250);
+        let bytes =
+            parse("[dht]\nmax_storage = 4096\nmax_records = 7\nmax_zone_records = 9\n").unwrap();
+        let limits = bytes.storage_limits();
+        assert_eq!(limits.max_bytes, 4096);
+        assert_eq!(limits.max_records, 7);
+        assert_eq!(limits.max_zone_records, 7, "never above the record cap");
+        assert!(parse("[dht]\nmax_storage = \"lots\"\n").is_err());
+        let config = ServeConfig {
+            dht: small,
             ..ServeConfig::default()
         };
         let back: ServeConfig = toml::from_str(&toml::to_string(&config).unwrap()).unwrap();

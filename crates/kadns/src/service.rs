@@ -117,6 +117,7 @@ impl Service {
         };
         // Re-replication is on for every serving node (docs/dht.md).
         dht.replication_interval = Some(config.dht.replication_interval);
+        dht.storage = config.dht.storage_limits();
         let node = Node::spawn(dht).await?;
         let test_hooks = std::env::var(TEST_HOOKS_ENV).is_ok_and(|v| v == "1");
         let (calls_tx, calls) = tokio::sync::mpsc::channel(16);

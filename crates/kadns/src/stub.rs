@@ -91,6 +91,7 @@ impl<S: BundleSource> Stub<S> {
         // The handler applies the ACL itself, so that a refusal can say why (EDE 18).
         let handler = Arc::new(
             StubHandler::new(resolver.clone(), metrics.clone(), config.max_udp_payload)
+                .answer_cache_bytes(config.answer_cache_bytes)
                 .with_policy(policy.clone()),
         );
         let slots = ConnectionSlots::new(config.connection_limits(), metrics.clone());
@@ -161,7 +162,9 @@ impl<S: BundleSource> Stub<S> {
     /// next query is resolved again (`kadns cache flush [NAME]`). Returns
     /// what the resolver dropped.
     pub fn flush_caches(&self, name: Option<&Name>) -> kadns_resolver::Flushed {
-        // answer cache: flushed here once wired
+        // The rendered answers go whole, even for one name: cheap to
+        // rebuild, and no answer of the flushed name can survive.
+        self.handler.flush_answer_cache();
         self.resolver.flush_cache(name)
     }
 
@@ -184,6 +187,11 @@ impl<S: BundleSource> Stub<S> {
     /// DoH) answer through it too.
     pub fn handler(&self) -> &Arc<StubHandler<S>> {
         &self.handler
+    }
+
+    /// Empties the wire-format answer cache (`kadns cache flush`).
+    pub fn flush_answer_cache(&self) {
+        self.handler.flush_answer_cache();
     }
 
     /// The connection caps shared by every stream listener.

@@ -46,6 +46,9 @@ pub struct StubConfig {
     /// UDP sockets (`SO_REUSEPORT`), one worker loop each, per listen
     /// address. Unset: one per available CPU.
     pub workers: Option<usize>,
+    /// Byte budget of the wire-format answer cache (rendered answers,
+    /// served without decoding); 0 turns it off. 16 MiB by default.
+    pub answer_cache_bytes: usize,
 }
 
 /// Default cap on UDP responses: the EDNS buffer size recommended by DNS Flag
@@ -68,6 +71,7 @@ impl Default for StubConfig {
             tcp_max_connections_per_client: 64,
             tcp_max_in_flight: 16,
             workers: None,
+            answer_cache_bytes: crate::answer_cache::DEFAULT_BYTES,
         }
     }
 }

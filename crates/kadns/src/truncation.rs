@@ -11,17 +11,11 @@
 //! the TC reply instead.
 
 use hickory_proto::ProtoError;
-use hickory_proto::op::{Edns, Message};
+use hickory_proto::op::Message;
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 /// Smallest UDP limit: what a client without EDNS can receive (RFC 1035).
 pub(crate) const MIN_UDP_LIMIT: u16 = 512;
-
-/// The largest UDP response the client can take: 512 without EDNS, its
-/// EDNS size otherwise (as already capped in the response's OPT record).
-pub(crate) fn udp_limit(response_edns: Option<&Edns>) -> usize {
-    usize::from(response_edns.map_or(MIN_UDP_LIMIT, |e| e.max_payload().max(MIN_UDP_LIMIT)))
-}
 
 /// Encodes `response` into `out` (cleared first), whole.
 pub(crate) fn encode(response: &Message, out: &mut Vec<u8>) -> Result<(), ProtoError> {

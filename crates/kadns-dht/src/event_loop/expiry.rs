@@ -1,6 +1,7 @@
 //! Expiry: records past their signed expiry leave the disk in bounded
 //! batches (docs/dht.md, "Expiry").
 
+use super::inbound::refresh_closeness;
 use super::{Kad, flush};
 use crate::store::unix_now;
 
@@ -24,6 +25,9 @@ impl Expiry {
     /// peers are written without a flush; this makes them durable).
     pub(super) fn purge(&mut self, kad: &mut Kad) {
         self.backlog = false;
+        // Kademlia's own inbound PUTs reach the store with no routing table
+        // at hand: keep its snapshot fresh from here too.
+        refresh_closeness(kad);
         match kad.store_mut().purge_expired(unix_now(), PURGE_BATCH) {
             Ok(0) => {}
             Ok(n) => {

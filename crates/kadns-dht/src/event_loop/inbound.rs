@@ -14,6 +14,9 @@ use kadns_record::DhtKey;
 use libp2p::PeerId;
 use libp2p::request_response::ResponseChannel;
 
+use libp2p::kad::KBucketKey;
+
+use super::Kad;
 use crate::behaviour::Behaviour;
 use crate::metrics::Metrics;
 use crate::protocol::{StoreRequest, StoreResponse};
@@ -61,6 +64,7 @@ impl Inbound {
         channel: ResponseChannel<StoreResponse>,
     ) -> Option<DhtKey> {
         let response = if self.server {
+            refresh_closeness(&mut behaviour.kad);
             let store = behaviour.kad.store_mut();
             match store.offer_uncommitted(&request.key, &request.bytes, unix_now(), Some(peer)) {
                 Ok(stored) => {
@@ -105,6 +109,19 @@ impl Inbound {
             respond(behaviour, peer, channel, response.clone());
         }
     }
+}
+
+/// Gives the store's closeness check a fresh routing-table snapshot when
+/// its last one is older than [`CLOSENESS_REFRESH`](crate::CLOSENESS_REFRESH).
+pub(super) fn refresh_closeness(kad: &mut Kad) {
+    if !kad.store_mut().closeness_stale() {
+        return;
+    }
+    let mut peers: Vec<KBucketKey<PeerId>> = Vec::new();
+    for bucket in kad.kbuckets() {
+        peers.extend(bucket.iter().map(|entry| *entry.node.key));
+    }
+    kad.store_mut().refresh_closeness(peers);
 }
 
 fn respond(

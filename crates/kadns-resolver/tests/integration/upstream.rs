@@ -13,6 +13,9 @@ use tracing_test::traced_test;
 
 use crate::support::*;
 
+/// The client the forwarded queries come from.
+const CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 fn upstream_config(
     servers: &[std::net::SocketAddr],
     attempt_ms: u64,
@@ -127,7 +130,7 @@ async fn raw_client_queries_are_forwarded_as_they_are() -> TestResult {
     edns.set_max_payload(4000);
     request.set_edns(edns);
 
-    let response = timeout(TEST_BOUND, resolver.forward(&request))
+    let response = timeout(TEST_BOUND, resolver.forward(&request, CLIENT))
         .await??
         .message;
     assert_eq!(response.metadata.id, 4321);
@@ -147,7 +150,7 @@ async fn raw_client_queries_are_forwarded_as_they_are() -> TestResult {
     let mut two = request.clone();
     two.add_query(Query::query(name("b.example.com."), RecordType::A));
     assert!(matches!(
-        resolver.forward(&two).await,
+        resolver.forward(&two, CLIENT).await,
         Err(ForwardError::BadRequest { .. })
     ));
     Ok(())
@@ -281,7 +284,7 @@ async fn a_query_that_comes_back_while_forwarded_gets_servfail() -> TestResult {
         let back = back.clone();
         Box::pin(async move {
             let resolver = back.get()?;
-            match resolver.forward(&query).await {
+            match resolver.forward(&query, CLIENT).await {
                 Ok(response) => Some(response.message),
                 Err(_) => Some(
                     Message::error_msg(query.metadata.id, OpCode::Query, ResponseCode::ServFail)
@@ -356,7 +359,10 @@ async fn concurrent_identical_queries_are_answered_not_taken_for_a_loop() -> Tes
     query.add_query(Query::query(name("MiXeD.Example.com."), RecordType::A));
     query.set_edns(Edns::new());
     let (first, second) = timeout(TEST_BOUND, async {
-        tokio::join!(resolver.forward(&query), resolver.forward(&query))
+        tokio::join!(
+            resolver.forward(&query, CLIENT),
+            resolver.forward(&query, CLIENT)
+        )
     })
     .await?;
     for response in [first?.message, second?.message] {

@@ -2,12 +2,15 @@
 //!
 //! Everything in a query that can change the stub's answer is in the key,
 //! and nothing else: the header flags (opcode, RD, AD, CD), the question
-//! name lower-cased, QTYPE and QCLASS, and the OPT record if any (the UDP
-//! payload size, which decides truncation; extended RCODE, version and
-//! flags, among them DO; and every EDNS option except COOKIE and PADDING,
-//! which the stub's answer never depends on). The message ID and the
-//! question's letter case are left out: they are patched into the stored
-//! answer when it is sent.
+//! name lower-cased, QTYPE and QCLASS, and the OPT record if any (its
+//! extended RCODE, version and flags, among them DO; and every EDNS option
+//! except COOKIE and PADDING, which the stub's answer never depends on).
+//! The message ID and the question's letter case are left out: they are
+//! patched into the stored answer when it is sent. So is the OPT record's
+//! UDP payload size: it only decides whether a UDP answer fits the client
+//! (the stub's responses advertise the stub's own size), so one entry
+//! serves a 512-byte client (as a TC reply) and a 4096-byte client (whole);
+//! the handler reads it with [`QueryKey::udp_payload`].
 //!
 //! A query of any other shape (not exactly one question, records in the
 //! answer or authority sections, an additional record that is not OPT, a
@@ -123,8 +126,8 @@ impl QueryKey {
         }
         self.udp_payload = Some(u16::from_be_bytes([fixed[3], fixed[4]]));
         self.push(&[1])?;
-        // Payload size, then extended RCODE, version and flags (DO).
-        self.push(&fixed[3..9])?;
+        // Extended RCODE, version and flags (DO); not the payload size.
+        self.push(&fixed[5..9])?;
         let rdlen = usize::from(u16::from_be_bytes([fixed[9], fixed[10]]));
         let end = at + 11 + rdlen;
         let mut option = at + 11;
@@ -169,10 +172,10 @@ impl QueryKey {
 
     /// Whether the query set the DO bit.
     pub fn dnssec_ok(&self) -> bool {
-        // Layout after the question: 1 (OPT present), payload (2), ext
-        // RCODE, version, flags (2): DO is the top bit of the flags.
+        // Layout after the question: 1 (OPT present), ext RCODE, version,
+        // flags (2): DO is the top bit of the flags.
         let opt = 2 + (self.qname_end - 12) + 4;
-        self.bytes[opt] == 1 && self.bytes[opt + 5] & 0x80 != 0
+        self.bytes[opt] == 1 && self.bytes[opt + 3] & 0x80 != 0
     }
 }
 
@@ -214,6 +217,18 @@ mod tests {
         let mut cd = query(1, "www.example.kad.", RecordType::A, None);
         cd[3] |= 0x10;
         assert_ne!(base, QueryKey::parse(&cd).unwrap());
+    }
+
+    #[test]
+    fn the_payload_size_is_read_but_not_keyed() {
+        let small = QueryKey::parse(&query(1, "a.kad.", RecordType::A, Some((512, true)))).unwrap();
+        let big = QueryKey::parse(&query(2, "a.kad.", RecordType::A, Some((4096, true)))).unwrap();
+        assert_eq!(small, big);
+        assert_eq!(
+            (small.udp_payload(), big.udp_payload()),
+            (Some(512), Some(4096))
+        );
+        assert!(small.dnssec_ok() && big.dnssec_ok());
     }
 
     #[test]

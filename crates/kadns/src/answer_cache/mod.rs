@@ -64,6 +64,19 @@ use std::time::Instant;
 pub use key::{MAX_KEY, QueryKey};
 pub use metrics::AnswerCacheMetrics;
 
+/// What [`AnswerCache::lookup`] put in the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// The whole cached answer, patched for this query.
+    Hit,
+    /// The cached answer is longer than the client's limit: a TC reply
+    /// (header, question, OPT record) built from it, so the client retries
+    /// over TCP.
+    Truncated,
+    /// Nothing usable: the caller resolves (and `out` holds nothing useful).
+    Miss,
+}
+
 /// Shards of the map (a power of two).
 const SHARDS: usize = 16;
 
@@ -96,6 +109,8 @@ struct Entry {
     response: Box<[u8]>,
     /// Offsets of the TTL fields in `response`.
     ttls: Box<[u16]>,
+    /// Where the OPT record is in `response` (start, end).
+    opt: Option<(u16, u16)>,
     stored: Instant,
     /// Whole seconds after `stored` during which the entry is served.
     life: u64,
@@ -118,12 +133,23 @@ impl AnswerCache {
     /// An empty cache holding at most `max_bytes` bytes of entries (0
     /// disables it).
     pub fn new(max_bytes: usize) -> Self {
+        Self::with_metrics(max_bytes, Arc::default())
+    }
+
+    /// An empty cache like [`AnswerCache::new`], counting into `metrics`
+    /// (registered by whoever owns them: the stub's [`StubMetrics`](crate::StubMetrics)).
+    pub fn with_metrics(max_bytes: usize, metrics: Arc<AnswerCacheMetrics>) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             pick: RandomState::new(),
             shard_budget: max_bytes / SHARDS,
-            metrics: Arc::default(),
+            metrics,
         }
+    }
+
+    /// False when the budget is 0: every lookup misses, nothing is stored.
+    pub fn enabled(&self) -> bool {
+        self.shard_budget > 0
     }
 
     /// The cache's counters.
@@ -153,7 +179,8 @@ impl AnswerCache {
     /// holds the response with the query's ID and question case and the
     /// TTLs counted down to `now`, and the result is true. A response
     /// longer than `max_len` (the client's UDP limit) is not served: the
-    /// caller's uncached path truncates it. `generation` is the resolver's
+    /// caller's uncached path truncates it (see [`AnswerCache::lookup`],
+    /// which builds the TC reply itself). `generation` is the resolver's
     /// current [answer generation](kadns_resolver::Resolver::answer_generation).
     /// Allocates nothing once `out` has the capacity.
     pub fn get(
@@ -165,20 +192,87 @@ impl AnswerCache {
         now: Instant,
         out: &mut Vec<u8>,
     ) -> bool {
+        self.find(query, key, generation, max_len, now, out, false) == Lookup::Hit
+    }
+
+    /// Like [`AnswerCache::get`], but a cached response longer than
+    /// `max_len` gives [`Lookup::Truncated`]: `out` holds the TC reply to
+    /// `query` (the cached header with TC set and no records, the query's
+    /// question, the cached OPT record). So one entry serves a 512-byte
+    /// client (TC) and a 4096-byte client (whole) alike.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use kadns::answer_cache::{AnswerCache, Lookup, QueryKey};
+    ///
+    /// // "a.kad." IN A, and a response with 40 A records: 663 bytes.
+    /// let query = [0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0,
+    ///              1, b'a', 3, b'k', b'a', b'd', 0, 0, 1, 0, 1];
+    /// let mut response = query.to_vec();
+    /// response[2] |= 0x80;
+    /// response[7] = 40; // ANCOUNT
+    /// for i in 0..40 {
+    ///     response.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, i]);
+    /// }
+    /// let cache = AnswerCache::new(1 << 20);
+    /// let key = QueryKey::parse(&query).unwrap();
+    /// let now = Instant::now();
+    /// cache.put(&query, &key, &response, 0, now);
+    /// let mut out = Vec::new();
+    /// assert_eq!(cache.lookup(&query, &key, 0, 512, now, &mut out), Lookup::Truncated);
+    /// assert_eq!(out.len(), query.len());
+    /// assert_eq!(out[2] & 0x02, 0x02); // TC
+    /// assert_eq!(cache.lookup(&query, &key, 0, 65_535, now, &mut out), Lookup::Hit);
+    /// assert_eq!(out.len(), response.len());
+    /// ```
+    pub fn lookup(
+        &self,
+        query: &[u8],
+        key: &QueryKey,
+        generation: u64,
+        max_len: usize,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Lookup {
+        self.find(query, key, generation, max_len, now, out, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn find(
+        &self,
+        query: &[u8],
+        key: &QueryKey,
+        generation: u64,
+        max_len: usize,
+        now: Instant,
+        out: &mut Vec<u8>,
+        truncate: bool,
+    ) -> Lookup {
         let shard = Self::read(self.shard(key.as_bytes()));
-        let hit = shard.map.get(key.as_bytes()).and_then(|entry| {
-            let elapsed = entry.live(now, generation)?;
-            (entry.response.len() <= max_len).then_some((entry, elapsed))
-        });
+        let hit = shard
+            .map
+            .get(key.as_bytes())
+            .and_then(|entry| Some((entry, entry.live(now, generation)?)));
         let Some((entry, elapsed)) = hit else {
             drop(shard);
             self.metrics.misses.inc();
-            return false;
+            return Lookup::Miss;
         };
+        let qname_end = key.qname_end();
         out.clear();
+        if entry.response.len() > max_len {
+            if truncate && tc_reply(entry, query, qname_end, out) && out.len() <= max_len {
+                drop(shard);
+                self.metrics.hits.inc();
+                return Lookup::Truncated;
+            }
+            drop(shard);
+            out.clear();
+            self.metrics.misses.inc();
+            return Lookup::Miss;
+        }
         out.extend_from_slice(&entry.response);
         out[..2].copy_from_slice(&query[..2]);
-        let qname_end = key.qname_end();
         out[12..qname_end].copy_from_slice(&query[12..qname_end]);
         // Only whole seconds elapsed, below the smallest TTL: none reaches 0.
         if elapsed > 0 {
@@ -193,7 +287,7 @@ impl AnswerCache {
         }
         drop(shard);
         self.metrics.hits.inc();
-        true
+        Lookup::Hit
     }
 
     /// Stores `response`, the stub's answer to `query` (whose key is `key`),
@@ -216,6 +310,7 @@ impl AnswerCache {
         let entry = Entry {
             response: response.into(),
             ttls: layout.ttls.into(),
+            opt: layout.opt,
             stored: now,
             life: min_ttl - min_ttl / 10,
             generation,
@@ -289,6 +384,30 @@ impl AnswerCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Writes into `out` the TC reply to `query` from `entry`: its header with
+/// the query's ID, TC set and no records but the OPT record; the query's
+/// question; the entry's OPT record. False if the entry is malformed.
+fn tc_reply(entry: &Entry, query: &[u8], qname_end: usize, out: &mut Vec<u8>) -> bool {
+    let (Some(header), Some(question)) = (entry.response.get(..12), query.get(12..qname_end + 4))
+    else {
+        return false;
+    };
+    let opt = match entry.opt {
+        Some((start, end)) => match entry.response.get(usize::from(start)..usize::from(end)) {
+            Some(opt) => opt,
+            None => return false,
+        },
+        None => &[],
+    };
+    out.extend_from_slice(&query[..2]);
+    out.extend_from_slice(&header[2..4]);
+    out[2] |= 0x02;
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(!opt.is_empty())]);
+    out.extend_from_slice(question);
+    out.extend_from_slice(opt);
+    true
 }
 
 #[cfg(test)]

@@ -18,6 +18,9 @@ pub(crate) struct Layout {
     pub(crate) ttls: Vec<u16>,
     /// The smallest of those TTLs.
     pub(crate) min_ttl: u32,
+    /// Where the OPT record is (start, end), if the response has one: a TC
+    /// reply built from the entry carries it.
+    pub(crate) opt: Option<(u16, u16)>,
 }
 
 /// The layout of `response` if it may be stored as the answer to a query
@@ -42,7 +45,9 @@ pub(crate) fn layout(response: &[u8], query: &[u8], qname_end: usize) -> Option<
     let mut at = qname_end + 4;
     let mut ttls = Vec::new();
     let mut min_ttl = u32::MAX;
+    let mut opt = None;
     for _ in 0..count(6) + count(8) + count(10) {
+        let start = at;
         at = skip_name(response, at)?;
         let fixed = response.get(at..at + 10)?;
         let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
@@ -52,6 +57,8 @@ pub(crate) fn layout(response: &[u8], query: &[u8], qname_end: usize) -> Option<
             if carries_stale_ede(rdata)? {
                 return None;
             }
+            let end = at + 10 + rdlen;
+            opt = Some((u16::try_from(start).ok()?, u16::try_from(end).ok()?));
         } else {
             let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
             if ttl == 0 || ttl > MAX_TTL {
@@ -62,7 +69,7 @@ pub(crate) fn layout(response: &[u8], query: &[u8], qname_end: usize) -> Option<
         }
         at += 10 + rdlen;
     }
-    (at == response.len() && !ttls.is_empty()).then_some(Layout { ttls, min_ttl })
+    (at == response.len() && !ttls.is_empty()).then_some(Layout { ttls, min_ttl, opt })
 }
 
 /// Skips a (possibly compressed) name at `at`; returns where it ends.

@@ -59,6 +59,15 @@ pub(crate) struct ServeArgs {
     /// [default: 1h; at least 1s].
     #[arg(long, value_name = "DURATION", value_parser = parse_replication_interval)]
     replication_interval: Option<std::time::Duration>,
+    /// Most bytes of records stored for the network, e.g. 8MB, 512MiB, 1G
+    /// (kB/MB/GB are powers of 1000, K/M/G and KiB/MiB/GiB of 1024)
+    /// [default: 1GiB]. Once full, new keys are refused.
+    #[arg(long, value_name = "SIZE", value_parser = parse_max_storage)]
+    max_storage: Option<u64>,
+}
+
+fn parse_max_storage(text: &str) -> Result<u64, String> {
+    kadns_dht::parse_size(text).map_err(|e| e.to_string())
 }
 
 fn parse_replication_interval(text: &str) -> Result<std::time::Duration, String> {
@@ -117,6 +126,9 @@ impl ServeArgs {
         }
         if let Some(interval) = self.replication_interval {
             config.dht.replication_interval = interval;
+        }
+        if let Some(bytes) = self.max_storage {
+            config.dht.max_storage = bytes;
         }
         if let Some(listen) = self.metrics {
             config.metrics = Some(kadns::MetricsConfig::new(listen));

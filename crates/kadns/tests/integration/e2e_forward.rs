@@ -66,6 +66,7 @@ async fn run() -> TestResult {
             a(&format!("www.{zone}."), 67)?,
             a("ns.evil.test.", 68)?,
         ],
+        ..Behaviour::default()
     };
     let default = TestUpstream::start_with(
         &[("cached.example.", RData::A(A::new(198, 51, 100, 1)))],

@@ -55,7 +55,9 @@ fn number(status: &serde_json::Value, path: &[&str]) -> u64 {
     for key in path {
         value = &value[*key];
     }
-    value.as_u64().unwrap_or_else(|| panic!("{path:?} in {status}"))
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("{path:?} in {status}"))
 }
 
 /// Publishes the test zone through `bootstrap` on at least `min` nodes.
@@ -69,8 +71,8 @@ async fn publish_zone(dir: &Path, bootstrap: &str, min: usize) -> TestResult<Str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_shows_peers_and_cache_figures_and_a_flush_makes_the_next_query_miss()
--> TestResult {
+async fn status_shows_peers_and_cache_figures_and_a_flush_makes_the_next_query_miss() -> TestResult
+{
     if !dig::available() {
         eprintln!("dig is not installed: skipping (CI installs it)");
         return Ok(());
@@ -105,23 +107,45 @@ async fn status_and_flush() -> TestResult {
     assert_eq!(outside.answers.len(), 1);
 
     let status = status_json(&data).await?;
-    assert!(number(&status, &["dht", "connected_peers"]) >= 1, "{status}");
+    assert!(
+        number(&status, &["dht", "connected_peers"]) >= 1,
+        "{status}"
+    );
     assert!(number(&status, &["dht", "routing_table"]) >= 1, "{status}");
     assert!(number(&status, &["dht", "bytes_on_disk"]) > 0, "{status}");
     assert!(number(&status, &["cache", "entries"]) >= 1, "{status}");
     assert!(number(&status, &["cache", "misses"]) >= 1, "{status}");
     assert!(number(&status, &["cache", "hits"]) >= 1, "{status}");
-    assert!(status["cache"]["hit_rate"].as_f64().is_some_and(|r| r > 0.0));
-    assert!(number(&status, &["cache", "forwarded_entries"]) >= 1, "{status}");
-    assert_eq!(status["upstreams"][0]["server"], upstream.addr().to_string());
+    assert!(
+        status["cache"]["hit_rate"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0)
+    );
+    assert!(
+        number(&status, &["cache", "forwarded_entries"]) >= 1,
+        "{status}"
+    );
+    assert_eq!(
+        status["upstreams"][0]["server"],
+        upstream.addr().to_string()
+    );
     assert_eq!(status["upstreams"][0]["healthy"], true, "{status}");
     assert_eq!(number(&status, &["pid"]), u64::from(nodes[2].pid()));
 
     // The text form names the same figures.
     let text = ctl(&data, &["status"]).await?;
     assert!(text.success, "{text:?}");
-    for fragment in ["connected peers", "in the routing table", "hit rate", "upstream"] {
-        assert!(text.stdout.contains(fragment), "{fragment:?} in {}", text.stdout);
+    for fragment in [
+        "connected peers",
+        "in the routing table",
+        "hit rate",
+        "upstream",
+    ] {
+        assert!(
+            text.stdout.contains(fragment),
+            "{fragment:?} in {}",
+            text.stdout
+        );
     }
 
     // Flushing the name: the next query is a miss, looked up again.
@@ -142,7 +166,11 @@ async fn status_and_flush() -> TestResult {
     assert!(all.success, "{all:?}");
     let empty = status_json(&data).await?;
     assert_eq!(number(&empty, &["cache", "entries"]), 0, "{empty}");
-    assert_eq!(number(&empty, &["cache", "forwarded_entries"]), 0, "{empty}");
+    assert_eq!(
+        number(&empty, &["cache", "forwarded_entries"]),
+        0,
+        "{empty}"
+    );
     drop(nodes);
     Ok(())
 }
@@ -159,7 +187,9 @@ async fn sighup_adds_a_trust_anchor_and_a_broken_config_keeps_the_old_one() -> T
 fn write_config(path: &Path, anchor: Option<&str>, extra: &str) -> TestResult {
     let mut text = String::new();
     if let Some(zone) = anchor {
-        text.push_str(&format!("[resolver.trust_anchors]\n\"test.kad\" = \"{zone}\"\n"));
+        text.push_str(&format!(
+            "[resolver.trust_anchors]\n\"test.kad\" = \"{zone}\"\n"
+        ));
     }
     text.push_str(extra);
     // Written whole, then renamed: the node never reads half a file.
@@ -200,18 +230,18 @@ async fn reload() -> TestResult {
 
     // A broken file: `kadns reload` fails with the reason, the node keeps
     // answering on the configuration it has.
-    write_config(
-        &config,
-        Some("not-a-zone-id"),
-        "",
-    )?;
+    write_config(&config, Some("not-a-zone-id"), "")?;
     let failed = ctl(&data, &["reload"]).await?;
     failed.assert_error(&["bad zone id"]);
     write_config(&config, Some(&zone_id), "[dns]\nlisten_on = 1\n")?;
     let typo = ctl(&data, &["reload"]).await?;
     typo.assert_error(&["listen_on"]);
     let out = crate::e2e_support::dig(stub, vec!["www.test.kad".into(), "A".into()]).await?;
-    assert_eq!(addresses(&out)?, www(), "still the old configuration: {out}");
+    assert_eq!(
+        addresses(&out)?,
+        www(),
+        "still the old configuration: {out}"
+    );
     assert_alive(&mut nodes[1])?;
     let status = status_json(&data).await?;
     let errors = status["recent_errors"].to_string();
@@ -248,10 +278,9 @@ async fn a_killed_event_loop_makes_serve_exit_non_zero_within_seconds() -> TestR
     // Without the opt-in, the hook is refused and the node lives on.
     let mut plain = KadnsProcess::serve(Path::new(KADNS), args.clone())?;
     let d = data.clone();
-    let refused = blocking(move || {
-        control_request(&d, r#"{"command":"debug","action":"kill-event-loop"}"#)
-    })
-    .await?;
+    let refused =
+        blocking(move || control_request(&d, r#"{"command":"debug","action":"kill-event-loop"}"#))
+            .await?;
     assert!(refused.contains("\"ok\":false"), "{refused}");
     std::thread::sleep(Duration::from_millis(300));
     assert_alive(&mut plain)?;
@@ -260,10 +289,9 @@ async fn a_killed_event_loop_makes_serve_exit_non_zero_within_seconds() -> TestR
     let mut node =
         KadnsProcess::serve_with_env(Path::new(KADNS), args, &[("KADNS_TEST_HOOKS", "1")])?;
     let d = data.clone();
-    let answer = blocking(move || {
-        control_request(&d, r#"{"command":"debug","action":"kill-event-loop"}"#)
-    })
-    .await?;
+    let answer =
+        blocking(move || control_request(&d, r#"{"command":"debug","action":"kill-event-loop"}"#))
+            .await?;
     assert!(answer.contains("\"ok\":true"), "{answer}");
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -279,7 +307,10 @@ async fn a_killed_event_loop_makes_serve_exit_non_zero_within_seconds() -> TestR
     };
     assert!(!status.success(), "exit status {status:?}");
     let stderr = node.stderr();
-    assert!(stderr.contains("DHT event loop ended unexpectedly"), "{stderr}");
+    assert!(
+        stderr.contains("DHT event loop ended unexpectedly"),
+        "{stderr}"
+    );
     assert!(!data.join("control").exists(), "the socket is removed");
     Ok(())
 }

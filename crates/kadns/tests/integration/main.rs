@@ -1,5 +1,6 @@
 //! Integration tests of the `kadns` binary, run as a user runs it.
 
+mod answer_cache;
 mod e2e_churn;
 mod e2e_deadline;
 mod e2e_demo;
@@ -7,11 +8,13 @@ mod e2e_flags;
 mod e2e_forward;
 mod e2e_glibc;
 mod e2e_keepalive;
+mod e2e_limits;
 mod e2e_malformed;
 mod e2e_metrics;
 mod e2e_network;
 mod e2e_ops;
 mod e2e_stale;
+mod e2e_storage;
 mod e2e_support;
 mod e2e_update;
 mod e2e_upstream;
