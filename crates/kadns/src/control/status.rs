@@ -70,6 +70,16 @@ pub struct CacheStatus {
     pub forwarded_hits: u64,
     /// Forwarded queries that needed an upstream.
     pub forwarded_misses: u64,
+    /// The stub's cache of rendered answers: entries held.
+    pub answer_entries: u64,
+    /// Bytes it holds.
+    pub answer_bytes: u64,
+    /// Queries it answered.
+    pub answer_hits: u64,
+    /// Cacheable queries it did not hold.
+    pub answer_misses: u64,
+    /// `answer_hits / (answer_hits + answer_misses)`, if any.
+    pub answer_hit_rate: Option<f64>,
 }
 
 /// One upstream server's health.
@@ -121,13 +131,25 @@ impl fmt::Display for Status {
             d.records_stored, d.bytes_on_disk
         );
         let c = &self.cache;
-        let rate = c
-            .hit_rate
-            .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+        let percent = |rate: Option<f64>| {
+            rate.map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0))
+        };
         let _ = writeln!(
             out,
-            "cache           {} entries, {} hits, {} misses, hit rate {rate}",
-            c.entries, c.hits, c.misses
+            "answer cache    {} entries ({} bytes), {} hits, {} misses, hit rate {}",
+            c.answer_entries,
+            c.answer_bytes,
+            c.answer_hits,
+            c.answer_misses,
+            percent(c.answer_hit_rate)
+        );
+        let _ = writeln!(
+            out,
+            "bundle cache    {} entries, {} hits, {} misses, hit rate {}",
+            c.entries,
+            c.hits,
+            c.misses,
+            percent(c.hit_rate)
         );
         let _ = writeln!(
             out,

@@ -34,6 +34,10 @@ impl Service {
         let metrics = self.resolver.metrics();
         let sizes = self.resolver.cache_sizes();
         let (hits, misses) = (metrics.cache_hits.get(), metrics.cache_misses.get());
+        let answers = &self.stub.metrics().answer_cache;
+        let gauge =
+            |g: &prometheus_client::metrics::gauge::Gauge| u64::try_from(g.get()).unwrap_or(0);
+        let (answer_hits, answer_misses) = (answers.hits.get(), answers.misses.get());
         let probes = futures::future::join_all(self.resolver.upstreams().into_iter().map(probe));
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -67,6 +71,11 @@ impl Service {
                 forwarded_bytes: sizes.forwarded_bytes,
                 forwarded_hits: metrics.forward_cache_hits.get(),
                 forwarded_misses: metrics.forward_cache_misses.get(),
+                answer_entries: gauge(&answers.entries),
+                answer_bytes: gauge(&answers.bytes),
+                answer_hits,
+                answer_misses,
+                answer_hit_rate: hit_rate(answer_hits, answer_misses),
             },
             zones: self.publishers.statuses(),
             upstreams: probes.await,
