@@ -111,7 +111,7 @@ impl Default for Config {
             get_quorum: NonZeroUsize::new(3).expect("3 is not zero"),
             get_grace: Duration::from_secs(1),
             query_timeout: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(5),
             dial_timeout: Duration::from_secs(5),
             lookup_parallelism: NonZeroUsize::new(3).expect("3 is not zero"),
             store_timeout: Duration::from_secs(10),

@@ -310,10 +310,11 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
-                result: Err(error),
+                result: Err(error @ ping::Failure::Timeout),
             })) => {
                 // A connection whose peer stopped answering: close it (a
                 // blackholed peer never closes it), and count the failure
+                // (only a timeout: a peer without ping says `Unsupported`)
                 // so that a peer that stays silent leaves the routing table.
                 tracing::debug!(%peer, %error, "ping failed; closing the connection");
                 let _ = self.swarm.close_connection(connection);
