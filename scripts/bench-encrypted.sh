@@ -141,7 +141,7 @@ mode_args() { # TRANSPORT PORT -> dnsperf arguments
   esac
 }
 qps_of() { sed -n 's/^ *Queries per second: *\([0-9.]*\).*/\1/p'; }
-avg_of() { sed -n 's/^ *Average Latency (s): *\([0-9.]*\).*/\1/p'; }
+avg_of() { sed -n 's/^ *Average Latency (s): *\([0-9.]*\).*/\1/p' | head -1; }
 lost_of() { sed -n 's/^ *Queries lost: *\([0-9]*\).*/\1/p'; }
 throughput() { # TRANSPORT PORT -> "qps avg_ms lost"
   local out args
