@@ -29,6 +29,9 @@ pub struct Node {
     handle: Handle,
     task: Option<JoinHandle<()>>,
     cancel: CancellationToken,
+    /// Cancelled once the event loop's task has ended, however it ended
+    /// (shutdown, cancellation or a panic).
+    ended: CancellationToken,
 }
 
 impl Node {
@@ -103,11 +106,20 @@ impl Node {
         let (mut event_loop, handle) = EventLoop::new(swarm, &config, metrics, events);
         event_loop.start(&config).await?;
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(event_loop.run(cancel.clone()));
+        let ended = CancellationToken::new();
+        // The guard is dropped when the loop returns and while a panic
+        // unwinds the task, so `ended` fires in every case.
+        let guard = ended.clone().drop_guard();
+        let run = event_loop.run(cancel.clone());
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            run.await;
+        });
         Ok(Self {
             handle,
             task: Some(task),
             cancel,
+            ended,
         })
     }
 
@@ -119,6 +131,29 @@ impl Node {
     /// The node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.handle.local_peer_id()
+    }
+
+    /// Completes once the event loop has ended, for whatever reason: after
+    /// [`Node::shutdown`] or [`Handle::shutdown`], or because it panicked. A
+    /// supervisor selects on it to notice a node that died on its own. The
+    /// future owns what it needs (`'static`) and may be awaited any number
+    /// of times.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), kadns_dht::Error> {
+    /// let node = kadns_dht::Node::spawn(kadns_dht::Config::default()).await?;
+    /// let ended = node.ended();
+    /// node.handle().shutdown().await?;
+    /// ended.await; // the loop is gone
+    /// # Ok(()) }
+    /// ```
+    pub fn ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.ended.clone().cancelled_owned()
+    }
+
+    /// True once the event loop has ended (see [`Node::ended`]).
+    pub fn has_ended(&self) -> bool {
+        self.ended.is_cancelled()
     }
 
     /// Flushes the store, ends the event loop and waits for it. Every handle

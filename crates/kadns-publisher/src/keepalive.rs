@@ -55,6 +55,10 @@ pub enum KeepAliveEvent<'a> {
     /// The zone file changed and was accepted with warnings (TTLs clamped,
     /// duplicates dropped), each naming its line.
     ZoneWarnings(&'a [ZoneWarning]),
+    /// After every round that did something: when the next one has work
+    /// without the zone file changing (unix seconds; see
+    /// [`ZonePublisher::next_due`]). For status displays.
+    NextDue(Option<u64>),
 }
 
 /// Keeps one zone alive in the DHT: re-signs every name before its signature
@@ -133,6 +137,7 @@ impl KeepAlive {
                             round: rounds,
                             report: &report,
                         });
+                        on_event(KeepAliveEvent::NextDue(publisher.next_due()));
                     }
                     Err(error) => {
                         tracing::error!(zone = %publisher.zone_id(), %error, "publishing round failed");

@@ -219,9 +219,30 @@ impl Cache {
     }
 
     /// Entries held, live or not yet swept.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.inner().entries.len()
+    }
+
+    /// Drops the entry under `key` (`kadns cache flush NAME`); true if one
+    /// was held. Answers rendered from it are not served again.
+    pub(crate) fn remove(&self, key: &DhtKey) -> bool {
+        let mut inner = self.inner();
+        let Some((old, generation)) = inner.entries.remove(key) else {
+            return false;
+        };
+        inner.by_expiry.remove(&(old.expires, generation, *key));
+        self.answer_generation.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    /// Drops every entry (`kadns cache flush`) and says how many there were.
+    pub(crate) fn clear(&self) -> usize {
+        let mut inner = self.inner();
+        let dropped = inner.entries.len();
+        inner.entries.clear();
+        inner.by_expiry.clear();
+        self.answer_generation.fetch_add(1, Ordering::AcqRel);
+        dropped
     }
 }
 

@@ -258,5 +258,12 @@ mod tests {
         assert_eq!(forward.forward["corp.example"].len(), 2);
         assert_eq!(forward.forward_cache.stale_window_secs, 60);
         assert_eq!(forward.forward_cache.max_bytes, 16 << 20);
+        let limits: Config =
+            toml::from_str("[upstream]\nmax_in_flight = 64\nmax_waiters = 8\n").unwrap();
+        assert_eq!(
+            (limits.upstream.max_in_flight, limits.upstream.max_waiters),
+            (64, 8)
+        );
+        assert_eq!(Config::default().upstream.max_waiters, 512);
     }
 }

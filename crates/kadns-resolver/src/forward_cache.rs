@@ -182,9 +182,37 @@ impl ForwardCache {
     }
 
     /// Entries held now.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().entries.len()
+    }
+
+    /// Drops every entry (`kadns cache flush`) and says how many there were.
+    pub(crate) fn clear(&self) -> usize {
+        let mut state = self.lock();
+        let dropped = state.entries.len();
+        *state = State {
+            inserted: state.inserted,
+            ..State::default()
+        };
+        dropped
+    }
+
+    /// Drops every entry for `name`, whatever its type and flags
+    /// (`kadns cache flush NAME`), and says how many there were.
+    pub(crate) fn remove_name(&self, name: &Name) -> usize {
+        let mut name = name.to_lowercase();
+        name.set_fqdn(true);
+        let mut state = self.lock();
+        let keys: Vec<Key> = state
+            .entries
+            .keys()
+            .filter(|k| k.name == name)
+            .cloned()
+            .collect();
+        for key in &keys {
+            state.remove(key);
+        }
+        keys.len()
     }
 
     /// Applies the TTL caps to the records of `response` itself, as kadns

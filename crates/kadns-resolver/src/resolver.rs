@@ -4,6 +4,8 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use kadns_record::{DhtKey, OwnerName, ZoneId};
@@ -19,7 +21,8 @@ use crate::forwarder::{Forwarded, Forwarder};
 use crate::metrics::Metrics;
 use crate::persist::BundleStore;
 use crate::records::{Placement, negative_soa, records};
-use crate::route::{Route, Router};
+use crate::reload::ReloadState;
+use crate::route::{Route, Router, SharedRouter};
 use crate::saved_upstreams::SavedUpstreams;
 use crate::sequence_store::{MemorySequences, SequenceStore};
 use crate::source::BundleSource;
@@ -31,7 +34,7 @@ use crate::wildcard;
 /// Cheap to clone: clones share the cache, the in-flight lookups and the
 /// metrics. Built with [`Resolver::builder`].
 pub struct Resolver<S> {
-    inner: Arc<Inner<S>>,
+    pub(crate) inner: Arc<Inner<S>>,
 }
 
 impl<S> Clone for Resolver<S> {
@@ -45,16 +48,20 @@ impl<S> Clone for Resolver<S> {
 impl<S> std::fmt::Debug for Resolver<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Resolver")
-            .field("router", &self.inner.router)
-            .field("upstreams", &self.inner.forwarder.servers())
+            .field("router", &self.inner.router.load())
+            .field("upstreams", &self.inner.forwarder.load().servers())
             .finish_non_exhaustive()
     }
 }
 
-struct Inner<S> {
-    router: Router,
-    fetcher: Arc<Fetcher<S>>,
-    forwarder: Arc<Forwarder>,
+pub(crate) struct Inner<S> {
+    /// Swapped whole by [`Resolver::reload`]; shared with the forwarder.
+    pub(crate) router: SharedRouter,
+    pub(crate) fetcher: Arc<Fetcher<S>>,
+    /// Replaced by [`Resolver::reload`] when upstreams or forwards change.
+    pub(crate) forwarder: ArcSwap<Forwarder>,
+    /// What [`Resolver::reload`] compares with and rebuilds from.
+    pub(crate) reload: ReloadState,
     metrics: Arc<Metrics>,
     max_cname_chain: usize,
     /// One deadline per query, for every step of it.
@@ -128,29 +135,17 @@ impl<S: BundleSource> Builder<S> {
     /// Checks the trust anchors, picks the upstream servers (reading
     /// resolv.conf if none are configured) and builds the resolver.
     pub fn build(self) -> Result<Resolver<S>, Error> {
-        let mut anchors = Vec::new();
-        for (name, zone) in &self.config.trust_anchors {
-            let apex = Name::from_ascii(name).map_err(|source| Error::AnchorName {
-                name: name.clone(),
-                source,
-            })?;
-            if apex.is_root() {
-                return Err(Error::AnchorIsRoot);
-            }
-            let zone = zone.parse::<ZoneId>().map_err(|source| Error::AnchorZone {
-                name: name.clone(),
-                source,
-            })?;
-            anchors.push((apex, zone));
-        }
+        let router: SharedRouter = Arc::new(ArcSwap::from_pointee(Router::new(
+            crate::reload::anchors(&self.config)?,
+        )));
         let metrics = self.metrics.unwrap_or_default();
-        let forwarder = Arc::new(Forwarder::new(
+        let forwarder = Forwarder::new(
             &self.config,
-            Router::new(anchors.clone()),
+            Arc::clone(&router),
             &self.local_addrs,
             Arc::clone(&metrics),
             self.saved_upstreams.as_ref(),
-        )?);
+        )?;
         let cache = &self.config.cache;
         let shutdown = tokio_util::sync::CancellationToken::new();
         let fetcher = Fetcher {
@@ -173,9 +168,14 @@ impl<S: BundleSource> Builder<S> {
         };
         Ok(Resolver {
             inner: Arc::new(Inner {
-                router: Router::new(anchors),
+                router,
                 fetcher: Arc::new(fetcher),
-                forwarder,
+                forwarder: ArcSwap::from_pointee(forwarder),
+                reload: ReloadState::new(
+                    self.config.clone(),
+                    self.local_addrs,
+                    self.saved_upstreams,
+                ),
                 metrics,
                 max_cname_chain: self.config.dht.max_cname_chain,
                 deadline: self.config.query.deadline(),
@@ -235,7 +235,7 @@ impl<S: BundleSource> Resolver<S> {
 
     /// Where a query for `name` goes: a kadns zone, or upstream.
     pub fn route(&self, name: &Name) -> Route {
-        self.inner.router.route(name)
+        self.inner.router.load().route(name)
     }
 
     /// A counter that moves whenever a cached bundle is replaced (a newer
@@ -261,8 +261,8 @@ impl<S: BundleSource> Resolver<S> {
     }
 
     /// The upstream servers in use, in order.
-    pub fn upstreams(&self) -> &[SocketAddr] {
-        self.inner.forwarder.servers()
+    pub fn upstreams(&self) -> Vec<SocketAddr> {
+        self.inner.forwarder.load().servers().to_vec()
     }
 
     /// Resolves `name` (class IN). Names in kadns zones are answered from
@@ -339,7 +339,7 @@ impl<S: BundleSource> Resolver<S> {
         // The query's one deadline bounds the forward too.
         let result = tokio::time::timeout(
             self.inner.deadline,
-            self.inner.forwarder.forward(request, client),
+            self.inner.forwarder.load_full().forward(request, client),
         )
         .await
         .unwrap_or(Err(ForwardError::Deadline {
@@ -541,7 +541,13 @@ impl<S: BundleSource> Resolver<S> {
         query_type: RecordType,
         mut chain: Vec<Record>,
     ) -> Answer {
-        match self.inner.forwarder.query(name, query_type).await {
+        match self
+            .inner
+            .forwarder
+            .load_full()
+            .query(name, query_type)
+            .await
+        {
             Ok(response) => {
                 chain.extend(response.answers.iter().cloned());
                 Answer {

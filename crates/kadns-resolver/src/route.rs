@@ -1,6 +1,9 @@
 //! Routing: which zone, if any, answers for a name.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use hickory_proto::rr::Name;
 use kadns_record::{OwnerName, ZONE_ID_LEN, ZoneId};
@@ -32,6 +35,20 @@ pub enum Route {
     },
     /// Not a kadns name: forward upstream.
     Forward,
+}
+
+/// The label under which zone-id names may also be written, so that a split
+/// DNS router can send them to kadns with one routing domain: `www.<zone
+/// id>.kadns.` is `www.<zone id>.` (docs/operations.md, "Split DNS").
+pub const ZONE_ID_SUFFIX: &str = "kadns";
+
+/// The routing table shared by the resolver and the forwarder, swapped
+/// whole on reload.
+pub(crate) type SharedRouter = Arc<ArcSwap<Router>>;
+
+/// A [`SharedRouter`] holding `router`.
+pub(crate) fn shared(router: Router) -> SharedRouter {
+    Arc::new(ArcSwap::from_pointee(router))
 }
 
 /// The routing table: trust anchors, and the zone-id rule.
@@ -69,13 +86,29 @@ impl Router {
                 None => None,
             };
             if let Some(zone) = zone {
-                return match OwnerName::relative_to(&name, &apex) {
-                    Ok(owner) => Route::Zone { zone, apex, owner },
-                    Err(_) => Route::TooLong { zone, apex },
-                };
+                return Self::zone_route(&name, zone, apex);
+            }
+        }
+        // `… .<zone id>.kadns.`: the zone id under the routing suffix.
+        if labels >= 2
+            && name
+                .iter()
+                .next_back()
+                .is_some_and(|l| l.eq_ignore_ascii_case(ZONE_ID_SUFFIX.as_bytes()))
+        {
+            let apex = name.trim_to(2);
+            if let Some(zone) = zone_id_label(&apex) {
+                return Self::zone_route(&name, zone, apex);
             }
         }
         Route::Forward
+    }
+
+    fn zone_route(name: &Name, zone: ZoneId, apex: Name) -> Route {
+        match OwnerName::relative_to(name, &apex) {
+            Ok(owner) => Route::Zone { zone, apex, owner },
+            Err(_) => Route::TooLong { zone, apex },
+        }
     }
 }
 
@@ -177,6 +210,37 @@ mod tests {
         // 52 characters that are not z-base-32 are not a zone.
         assert_eq!(
             router.route(&name(&format!("a.{}.", "l".repeat(52)))),
+            Route::Forward
+        );
+    }
+
+    #[test]
+    fn zone_ids_under_the_routing_suffix() {
+        let zone = ZoneKey::from_seed([1; 32]).zone_id();
+        let router = Router::new([]);
+        for text in [
+            format!("www.{zone}.kadns."),
+            format!("WWW.{}.KADNS", zone.to_string().to_uppercase()),
+        ] {
+            let Route::Zone {
+                zone: z,
+                apex,
+                owner,
+            } = router.route(&name(&text))
+            else {
+                panic!("{text} is a kadns name");
+            };
+            assert_eq!(z, zone);
+            assert_eq!(apex.to_lowercase(), name(&format!("{zone}.kadns.")));
+            assert_eq!(owner.to_string(), "www");
+        }
+        assert!(
+            matches!(router.route(&name(&format!("{zone}.kadns."))), Route::Zone { owner, .. } if owner.is_apex())
+        );
+        assert_eq!(router.route(&name("www.example.kadns.")), Route::Forward);
+        assert_eq!(router.route(&name("kadns.")), Route::Forward);
+        assert_eq!(
+            router.route(&name(&format!("{zone}.other."))),
             Route::Forward
         );
     }

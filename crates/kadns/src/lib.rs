@@ -24,28 +24,35 @@
 
 pub mod answer_cache;
 mod client_policy;
+pub mod control;
 mod flags;
 mod handler;
 mod metrics;
 mod metrics_server;
 mod nofile;
+mod notify;
 mod publish_task;
+mod recent_errors;
 mod serve_config;
 pub mod server;
 mod service;
 mod stub;
 mod stub_config;
+mod supervise;
 mod truncation;
 
 pub use client_policy::{ClientPolicy, RateLimit};
 pub use handler::StubHandler;
 pub use metrics::{QueryLabels, StubMetrics};
 pub use nofile::raise_nofile_limit;
+pub use recent_errors::{RECENT_ERRORS, RecentError, RecentErrors, RecentErrorsLayer};
 pub use serve_config::{
     ConfigError, DhtConfig, MIN_REPLICATION_INTERVAL, MetricsConfig, P2pConfig, PublishConfig,
     ServeConfig, default_data_dir,
 };
 pub use server::tls_config::{ALPN_DOH, ALPN_DOT, TlsConfigError, TlsIdentity};
-pub use service::{Service, ServiceError};
+pub use service::run::{ConfigLoader, JOIN_WAIT, ServiceFailure};
+pub use service::{Service, ServiceError, TEST_HOOKS_ENV};
 pub use stub::{Stub, StubError};
 pub use stub_config::{DEFAULT_MAX_UDP_PAYLOAD, StubConfig};
+pub use supervise::Part;

@@ -6,19 +6,13 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        // A lone first node has nobody to bootstrap from: not worth a warning.
-        .with_env_filter(
-            EnvFilter::try_from_env("KADNS_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("warn,libp2p_kad::behaviour=error")),
-        )
-        .init();
+    logging();
     match cli::run(args) {
         Ok(code) => code,
         Err(error) => {
@@ -26,6 +20,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr as `KADNS_LOG` says (default: warnings), and keeps the
+/// last warnings and errors for `kadns status` whatever `KADNS_LOG` says.
+fn logging() {
+    // A lone first node has nobody to bootstrap from: not worth a warning.
+    const DEFAULT: &str = "warn,libp2p_kad::behaviour=error";
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(
+            EnvFilter::try_from_env("KADNS_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT)),
+        );
+    let recent = kadns::RecentErrors::global()
+        .layer()
+        .with_filter(EnvFilter::new(DEFAULT));
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(recent)
+        .init();
 }
 
 /// The error and its causes on one line, outermost first. Many errors already

@@ -22,6 +22,8 @@ const MAX_CONNECTIONS: usize = 16;
 pub(crate) struct MetricsServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    /// Fires if the accept task ends or panics (supervision).
+    ended: crate::supervise::Watch,
 }
 
 impl MetricsServer {
@@ -30,8 +32,14 @@ impl MetricsServer {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         tracing::info!("serving metrics on http://{addr}/metrics");
-        let task = tokio::spawn(serve(listener, registry));
-        Ok(Self { addr, task })
+        let ended = crate::supervise::Watch::new();
+        let task = tokio::spawn(ended.watched(serve(listener, registry)));
+        Ok(Self { addr, task, ended })
+    }
+
+    /// Completes once the accept task has ended (it never does on its own).
+    pub(crate) fn ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.ended.ended()
     }
 
     /// The address actually bound.

@@ -1,5 +1,9 @@
 //! `kadns serve` as a library object: the DHT node, the resolver and the DNS
-//! stub, started together and stopped in order.
+//! stub, started together, supervised, reloaded and stopped in order.
+
+mod reload;
+pub(crate) mod run;
+mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +13,7 @@ use kadns_resolver::{Resolver, SavedUpstreams, SledSequences};
 use prometheus_client::registry::Registry;
 use tracing::info;
 
+use crate::control::server::{Call, ControlServer};
 use crate::metrics_server::MetricsServer;
 use crate::publish_task::{self, Publishers};
 use crate::serve_config::ServeConfig;
@@ -26,7 +31,20 @@ pub struct Service {
     stub: Stub<Handle>,
     metrics: Option<MetricsServer>,
     publishers: Publishers,
+    /// The control socket (`kadns status`, `reload`, `cache flush`).
+    control: ControlServer,
+    /// The requests that came through it, answered by [`Service::run`].
+    calls: tokio::sync::mpsc::Receiver<Call>,
+    /// The configuration in force (restart-only settings as started).
+    config: ServeConfig,
+    /// Whether `debug` control commands are allowed (`KADNS_TEST_HOOKS=1`).
+    test_hooks: bool,
+    started: std::time::Instant,
 }
+
+/// The environment variable that enables the control socket's `debug`
+/// commands (`kadns` test suites only): `KADNS_TEST_HOOKS=1`.
+pub const TEST_HOOKS_ENV: &str = "KADNS_TEST_HOOKS";
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +79,15 @@ pub enum ServiceError {
         /// Why the name does not parse.
         reason: String,
     },
+    /// The control socket could not be created in the data directory.
+    #[error("cannot create the control socket {}: {source}", path.display())]
+    Control {
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
     /// The metrics endpoint could not bind its address.
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
@@ -92,16 +119,34 @@ impl Service {
         dht.replication_interval = Some(config.dht.replication_interval);
         dht.storage = config.dht.storage_limits();
         let node = Node::spawn(dht).await?;
+        let test_hooks = std::env::var(TEST_HOOKS_ENV).is_ok_and(|v| v == "1");
+        let (calls_tx, calls) = tokio::sync::mpsc::channel(16);
+        let path = crate::control::socket_path(&data_dir);
+        let control = match ControlServer::bind(&path, calls_tx, test_hooks) {
+            Ok(control) => control,
+            Err(source) => {
+                node.shutdown().await;
+                return Err(ServiceError::Control { path, source });
+            }
+        };
+        if test_hooks {
+            tracing::warn!("{TEST_HOOKS_ENV}=1: the control socket accepts debug commands");
+        }
         match Self::start_resolver(config, &node).await {
             Ok((resolver, stub, metrics)) => {
                 info!(data_dir = %data_dir.display(), peer = %node.peer_id(), "kadns node started");
-                let publishers = Publishers::spawn(publishers, node.handle());
+                let publishers = Publishers::spawn(&config.publish, publishers, node.handle());
                 Ok(Self {
                     node,
                     resolver,
                     stub,
                     metrics,
                     publishers,
+                    control,
+                    calls,
+                    config: config.clone(),
+                    test_hooks,
+                    started: std::time::Instant::now(),
                 })
             }
             Err(error) => {
@@ -125,7 +170,7 @@ impl Service {
             .build()?;
         let stub = Stub::bind(&config.dns, resolver.clone()).await?;
         // A good start: these upstreams work around the reboot trap next time.
-        if let Err(error) = saved.save(resolver.upstreams()) {
+        if let Err(error) = saved.save(&resolver.upstreams()) {
             tracing::warn!(%error, "cannot save the upstreams for the next start");
         }
         let metrics = match &config.metrics {
@@ -178,10 +223,16 @@ impl Service {
     /// the node (its store flushed).
     pub async fn shutdown(self) {
         self.publishers.shutdown().await;
+        drop(self.control);
         drop(self.metrics);
         self.stub.shutdown().await;
         drop(self.resolver);
         self.node.shutdown().await;
         info!("kadns node stopped");
+    }
+
+    /// Where the control socket listens.
+    pub fn control_path(&self) -> std::path::PathBuf {
+        crate::control::socket_path(&self.config.data_dir())
     }
 }

@@ -23,6 +23,8 @@ use crate::server::tcp::{self, TcpSettings};
 use crate::server::tls_config::{ALPN_DOH, ALPN_DOT, TlsConfigError, TlsIdentity};
 use crate::server::udp::{self, UdpShared};
 use crate::stub_config::StubConfig;
+use crate::supervise::Watch;
+use kadns_resolver::hickory_proto::rr::Name;
 
 /// Ports tried for a listen address with port 0. UDP and TCP share one port,
 /// but the port the OS picks for TCP may be taken for UDP: then both are
@@ -69,6 +71,10 @@ pub struct Stub<S: BundleSource> {
     metrics: Arc<StubMetrics>,
     tasks: JoinSet<()>,
     shutdown: CancellationToken,
+    /// Fires when a listener task ends (or panics): see [`Stub::ended`].
+    ended: Watch,
+    /// The resolver behind the handler, for [`Stub::flush_caches`].
+    resolver: Resolver<S>,
 }
 
 impl<S: BundleSource> std::fmt::Debug for Stub<S> {
@@ -106,7 +112,7 @@ impl<S: BundleSource> Stub<S> {
         let policy: SharedPolicy = Arc::new(ArcSwap::from_pointee(config.client_policy()));
         // The handler applies the ACL itself, so that a refusal can say why (EDE 18).
         let handler = Arc::new(
-            StubHandler::new(resolver, metrics.clone(), config.max_udp_payload)
+            StubHandler::new(resolver.clone(), metrics.clone(), config.max_udp_payload)
                 .answer_cache_bytes(config.answer_cache_bytes)
                 .with_policy(policy.clone()),
         );
@@ -124,6 +130,7 @@ impl<S: BundleSource> Stub<S> {
         };
         let workers = config.worker_count();
         let shutdown = CancellationToken::new();
+        let ended = Watch::new();
         let mut tasks = JoinSet::new();
         let (mut udp, mut tcp) = (Vec::new(), Vec::new());
         for &addr in &config.listen {
@@ -136,15 +143,19 @@ impl<S: BundleSource> Stub<S> {
             info!("listening for UDP on {local}");
             info!("listening for TCP on {local}");
             for socket in sockets {
-                tasks.spawn(udp::worker(socket, udp_shared.clone(), shutdown.clone()));
+                tasks.spawn(ended.watched(udp::worker(
+                    socket,
+                    udp_shared.clone(),
+                    shutdown.clone(),
+                )));
             }
-            tasks.spawn(tcp::accept_loop(
+            tasks.spawn(ended.watched(tcp::accept_loop(
                 listener,
                 handler.clone(),
                 slots.clone(),
                 settings,
                 shutdown.clone(),
-            ));
+            )));
             udp.push(local);
             tcp.push(local);
         }
@@ -194,7 +205,26 @@ impl<S: BundleSource> Stub<S> {
             metrics,
             tasks,
             shutdown,
+            ended,
+            resolver,
         })
+    }
+
+    /// Completes once any listener task has ended on its own or panicked
+    /// (also, of course, after [`Stub::shutdown`] began): a stub that no
+    /// longer listens everywhere it should.
+    pub fn ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.ended.ended()
+    }
+
+    /// Drops cached answers for `name` (every type), or all of them, so the
+    /// next query is resolved again (`kadns cache flush [NAME]`). Returns
+    /// what the resolver dropped.
+    pub fn flush_caches(&self, name: Option<&Name>) -> kadns_resolver::Flushed {
+        // The rendered answers go whole, even for one name: cheap to
+        // rebuild, and no answer of the flushed name can survive.
+        self.handler.flush_answer_cache();
+        self.resolver.flush_cache(name)
     }
 
     /// The UDP addresses actually bound.

@@ -81,7 +81,7 @@ impl Forwarder {
         outgoing.signature = None;
         let servers = self.servers_for(&question.name);
         let mut response = self.send(outgoing, question, servers).await?;
-        let removed = scrub(&mut response, &question.name, &self.kadns);
+        let removed = scrub(&mut response, &question.name, &self.kadns.load());
         if removed.total() > 0 {
             self.metrics.forward_scrubbed.inc_by(removed.total() as u64);
             tracing::debug!(

@@ -32,7 +32,7 @@ use crate::error::{Error, ForwardError};
 use crate::forward_cache::{Bounds, ForwardCache, Key};
 pub use crate::forwarded::Forwarded;
 use crate::metrics::Metrics;
-use crate::route::{ForwardTable, Router};
+use crate::route::{ForwardTable, SharedRouter};
 use crate::saved_upstreams::SavedUpstreams;
 use crate::transports::Transports;
 use crate::upstreams;
@@ -53,8 +53,8 @@ pub(crate) struct Forwarder {
     /// Which of them are DoT or DoH upstreams, and their clients.
     transports: Transports,
     domains: ForwardTable,
-    /// Which names are kadns names: what scrubbing strips.
-    kadns: Router,
+    /// Which names are kadns names: what scrubbing strips (swapped on reload).
+    kadns: SharedRouter,
     attempt_timeout: Duration,
     total_timeout: Duration,
     /// The markers of the queries being forwarded right now.
@@ -76,7 +76,7 @@ impl Forwarder {
     /// ones; an error if any of them is the resolver itself.
     pub(crate) fn new(
         config: &Config,
-        kadns: Router,
+        kadns: SharedRouter,
         own: &[SocketAddr],
         metrics: Arc<Metrics>,
         saved: Option<&SavedUpstreams>,
@@ -96,7 +96,7 @@ impl Forwarder {
             if list.is_empty() {
                 return Err(bad("no server"));
             }
-            if kadns.is_kadns(&name) {
+            if kadns.load().is_kadns(&name) {
                 return Err(bad("inside a kadns zone: kadns names are never forwarded"));
             }
             if let Some(addr) = list.iter().find(|s| is_self(**s, own)) {
@@ -132,6 +132,26 @@ impl Forwarder {
 
     /// The default servers, in order.
     pub(crate) fn servers(&self) -> &[SocketAddr] {
+        self.servers_inner()
+    }
+
+    /// Scrub with `kadns` from now on (a reloaded resolver's shared router).
+    pub(crate) fn set_router(&mut self, kadns: SharedRouter) {
+        self.kadns = kadns;
+    }
+
+    /// The router scrubbing uses now.
+    #[cfg(test)]
+    pub(crate) fn kadns_router(&self) -> Arc<crate::route::Router> {
+        self.kadns.load_full()
+    }
+
+    /// The forward cache (`kadns cache flush`, `kadns status`).
+    pub(crate) fn cache(&self) -> &ForwardCache {
+        &self.cache
+    }
+
+    fn servers_inner(&self) -> &[SocketAddr] {
         &self.servers
     }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::UpstreamConfig;
+use crate::route::Router;
 
 /// A client in 127.0.0.0/24.
 const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -15,7 +16,13 @@ fn new_forwarder(
         upstream: upstream.clone(),
         ..Config::default()
     };
-    Forwarder::new(&config, Router::default(), own, metrics, None)
+    Forwarder::new(
+        &config,
+        crate::route::shared(Router::default()),
+        own,
+        metrics,
+        None,
+    )
 }
 
 /// A loopback UDP server that answers every query with one A record (TTL
@@ -131,7 +138,7 @@ async fn stale_when_the_upstream_is_gone() {
     let forwarder = Arc::new(
         Forwarder::new(
             &config,
-            Router::default(),
+            crate::route::shared(Router::default()),
             &[],
             Arc::new(Metrics::new()),
             None,

@@ -1,5 +1,6 @@
 //! Command-line interface: the argument structure and the dispatch.
 
+mod control;
 mod demo;
 mod key;
 mod resolve;
@@ -32,6 +33,13 @@ enum Command {
     Resolve(resolve::ResolveArgs),
     /// Run a local network with a published demo zone and a stub for dig.
     Demo(demo::DemoArgs),
+    /// Show how a running node is doing (through its control socket).
+    Status(control::StatusArgs),
+    /// Make a running node re-read its configuration (as SIGHUP does).
+    Reload(control::ReloadArgs),
+    /// Flush a running node's caches.
+    #[command(subcommand)]
+    Cache(control::CacheCommand),
 }
 
 /// Runs the command; an `Err` is reported as one line on stderr.
@@ -42,5 +50,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Resolve(args) => resolve::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Status(args) => control::status(args),
+        Command::Reload(args) => control::reload(args),
+        Command::Cache(command) => control::cache(command),
     }
 }

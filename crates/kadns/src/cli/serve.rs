@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use kadns::{ServeConfig, Service};
 use kadns_dht::Multiaddr;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct ServeArgs {
     /// TOML configuration file; flags given here override it.
     #[arg(long, value_name = "FILE")]
@@ -174,6 +174,7 @@ impl ServeArgs {
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let loader = config_loader(&args);
     let config = args.into_config()?;
     // Every TCP connection is a file descriptor: the caps, not the soft
     // limit, should be what bounds them.
@@ -184,11 +185,27 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let service = Service::start(&config).await?;
         print_addresses(&service).await?;
-        let signal = shutdown_signal().await;
-        tracing::info!("{signal}: shutting down");
-        service.shutdown().await;
-        Ok(ExitCode::SUCCESS)
+        supervised(service, loader).await
     })
+}
+
+/// Re-reads the configuration for a reload: the file again, with the same
+/// flags on top (they keep winning).
+fn config_loader(args: &ServeArgs) -> kadns::ConfigLoader {
+    let args = args.clone();
+    std::sync::Arc::new(move || args.clone().into_config().map_err(|e| format!("{e:#}")))
+}
+
+/// Runs the started service until SIGINT/SIGTERM (exit 0) or until one of
+/// its parts dies (exit 1, so that systemd's Restart=on-failure restarts it).
+async fn supervised(service: Service, loader: kadns::ConfigLoader) -> anyhow::Result<ExitCode> {
+    match service.run(Some(loader), shutdown_signal()).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(failure) => {
+            eprintln!("kadns: error: {failure}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// The runtime every networked command runs on.

@@ -13,6 +13,7 @@ mod e2e_limits;
 mod e2e_malformed;
 mod e2e_metrics;
 mod e2e_network;
+mod e2e_ops;
 mod e2e_stale;
 mod e2e_storage;
 mod e2e_support;
