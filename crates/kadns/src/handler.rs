@@ -468,6 +468,30 @@ impl<S: BundleSource> Answerer for StubHandler<S> {
     }
 
     async fn answer(&self, query: &[u8], ctx: QueryContext, out: &mut Vec<u8>) -> Disposition {
+        self.respond(query, ctx, out, true).await
+    }
+
+    async fn answer_after_miss(
+        &self,
+        query: &[u8],
+        ctx: QueryContext,
+        out: &mut Vec<u8>,
+    ) -> Disposition {
+        self.respond(query, ctx, out, false).await
+    }
+}
+
+impl<S: BundleSource> StubHandler<S> {
+    /// [`Answerer::answer`]; `check_cache` false when the caller has just
+    /// missed the answer cache ([`Answerer::answer_now`]), so that a miss
+    /// is looked up and counted once.
+    async fn respond(
+        &self,
+        query: &[u8],
+        ctx: QueryContext,
+        out: &mut Vec<u8>,
+        check_cache: bool,
+    ) -> Disposition {
         out.clear();
         let allowed = self.allowed(ctx.client.ip());
         // The ACL first: a refused client is never answered from the cache.
@@ -475,7 +499,8 @@ impl<S: BundleSource> Answerer for StubHandler<S> {
         // Read before resolving: an answer computed while its bundle was
         // replaced is stored under the old generation, and so never served.
         let generation = self.resolver.answer_generation();
-        if let Some(key) = &key
+        if check_cache
+            && let Some(key) = &key
             && self.cached(query, key, ctx, out)
         {
             return Disposition::Reply;

@@ -115,6 +115,18 @@ pub trait Answerer: Send + Sync + 'static {
         let _ = (query, ctx, out);
         false
     }
+
+    /// [`answer`](Self::answer), for a query that [`answer_now`](Self::answer_now)
+    /// has just declined: an implementation may skip what that call already
+    /// tried (the cache lookup, counted once). The default is `answer`.
+    fn answer_after_miss(
+        &self,
+        query: &[u8],
+        ctx: QueryContext,
+        out: &mut Vec<u8>,
+    ) -> impl Future<Output = Disposition> + Send {
+        self.answer(query, ctx, out)
+    }
 }
 
 /// Whether a reply to `src` can be sent at all: not to port 0, nor to an

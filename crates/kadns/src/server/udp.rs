@@ -103,7 +103,7 @@ pub(crate) async fn worker<A: Answerer>(
                 let answerer = shared.answerer.clone();
                 in_flight.push(async move {
                     let mut out = out;
-                    let disposition = answerer.answer(&query, ctx, &mut out).await;
+                    let disposition = answerer.answer_after_miss(&query, ctx, &mut out).await;
                     (disposition, client, query, out)
                 });
             }
