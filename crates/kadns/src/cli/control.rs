@@ -1,6 +1,7 @@
 //! `kadns status`, `kadns reload` and `kadns cache flush`: requests to a
 //! running node through its control socket.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -89,13 +90,15 @@ pub(crate) enum CacheCommand {
 
 pub(crate) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let result = args.node.call(&Request::Status)?.result.unwrap_or_default();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&result)?)
     } else {
         let status: Status =
             serde_json::from_value(result).context("the node's status does not parse")?;
-        print!("{status}");
-    }
+        status.to_string()
+    };
+    // A closed pipe (`kadns status | head`) is not an error worth a panic.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 
