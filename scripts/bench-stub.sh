@@ -4,13 +4,17 @@
 # `kadns demo` serving a synthetic zone. Prints figures; asserts nothing.
 #
 #   scripts/bench-stub.sh [NAMES] [NODES]
+#
+# KADNS_BIN=path measures that binary instead of building this tree's
+# (e.g. the previous release, to compare in the same session).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 names=${1:-2000}
 nodes=${2:-10}
 port=5398
 command -v dnsperf >/dev/null || { echo "needs dnsperf (apt-get install dnsperf)" >&2; exit 1; }
-cargo build --release -q -p kadns
+if [ -z "${KADNS_BIN:-}" ]; then cargo build --release -q -p kadns; fi
+kadns=${KADNS_BIN:-target/release/kadns}
 work=$(mktemp -d)
 trap 'kill $demo 2>/dev/null; wait $demo 2>/dev/null; rm -rf "$work"' EXIT
 
@@ -25,7 +29,7 @@ trap 'kill $demo 2>/dev/null; wait $demo 2>/dev/null; rm -rf "$work"' EXIT
 for ((i = 0; i < names; i++)); do echo "host$i.bench.kad A"; done > "$work/queries"
 
 start=$(date +%s.%N)
-target/release/kadns demo --listen "127.0.0.1:$port" --nodes "$nodes" --zone "$work/bench.zone" > "$work/demo.out" 2>&1 &
+"$kadns" demo --listen "127.0.0.1:$port" --nodes "$nodes" --zone "$work/bench.zone" > "$work/demo.out" 2>&1 &
 demo=$!
 for _ in $(seq 600); do grep -q 'Ctrl-C' "$work/demo.out" && break; sleep 0.2; done
 grep -q 'Ctrl-C' "$work/demo.out" || { cat "$work/demo.out"; exit 1; }

@@ -117,12 +117,12 @@ for _ in $(seq 600); do grep -q 'Ctrl-C' "$work/demo.out" && break; sleep 0.2; d
 grep -q 'Ctrl-C' "$work/demo.out" || { cat "$work/demo.out"; exit 1; }
 zone_id=$(sed -n 's/^zone bench.kad = //p' "$work/demo.out")
 boot=$(sed -n 's/^bootstrap //p' "$work/demo.out")
-start_stub() { # PORT WORKERS CPUS [ARGS]
+start_stub() { # PORT WORKERS CPUS [ARGS]: WORKERS UDP sockets and runtime threads
   local port=$1 workers=$2 cpus=$3
   shift 3
   mkdir -p "$work/stub$port"
   printf '[dns]\nworkers = %s\n' "$workers" > "$work/stub$port.toml"
-  taskset -c "$cpus" "$kadns" serve --config "$work/stub$port.toml" --listen "127.0.0.1:$port" "$@" \
+  TOKIO_WORKER_THREADS=$workers taskset -c "$cpus" "$kadns" serve --config "$work/stub$port.toml" --listen "127.0.0.1:$port" "$@" \
     --data-dir "$work/stub$port" --p2p-listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" \
     --anchor "bench.kad=$zone_id" --upstream "127.0.0.1:$up_port" > "$work/stub$port.log" 2>&1 &
   pids+=($!)
@@ -141,11 +141,17 @@ warm() { # PORT MIX: every name once, so the round measures cached answers
 qps_of() { sed -n 's/^ *Queries per second: *\([0-9.]*\).*/\1/p'; }
 avg_of() { sed -n 's/^ *Average Latency (s): *\([0-9.]*\).*/\1/p'; }
 lost_of() { sed -n 's/^ *Queries lost: *\([0-9]*\).*/\1/p'; }
-throughput() { # PORT MIX CPUS -> "qps avg_ms lost"
-  local out
+done_of() { sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p'; }
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # user + system, all threads
+throughput() { # PORT MIX CPUS PID -> "qps avg_ms lost cpu_us_per_query"
+  local out before after
   warm "$1" "$2"
+  before=$(cpu_ticks "$4")
   out=$(taskset -c "$3" dnsperf -s 127.0.0.1 -p "$1" -d "$work/$2.q" -l "$secs" -c 10 -q 100 2>&1)
-  echo "$(echo "$out" | qps_of) $(echo "$out" | avg_of | awk '{printf "%.3f", $1 * 1000}') $(echo "$out" | lost_of)"
+  after=$(cpu_ticks "$4")
+  echo "$(echo "$out" | qps_of) $(echo "$out" | avg_of | awk '{printf "%.3f", $1 * 1000}') $(echo "$out" | lost_of)" \
+    "$(awk -v t=$((after - before)) -v hz="$ticks" -v q="$(echo "$out" | done_of)" 'BEGIN { if (q > 0) printf "%.2f", t / hz * 1e6 / q; else print "n/a" }')"
 }
 p99() { # PORT MIX -> "p50_ms p99_ms lost" at a fixed 5,000 qps
   warm "$1" "$2"
@@ -164,24 +170,32 @@ echo "load before: $(uptime | sed 's/.*load average/load average/')"
 echo "kadns stub pid $kadns_pid (workers 1, core 0), $kadns2_pid (workers 2, cores 0-1); unbound pid $unbound_pid (core 0)"
 echo "$names names, $rounds alternating rounds of $secs s per mix, dnsperf -c 10 -q 100 on core 1"
 echo
-printf '%-10s %5s %12s %9s %12s %9s %7s\n' mix round kadns_qps k_avg_ms unbound_qps u_avg_ms ratio
-declare -A kq uq
+echo "qps: answered per second; cpu: the server's CPU time (user + system) per answered query, in"
+echo "microseconds, which the other engineers' load on the machine disturbs far less than qps."
+echo "cpu ratio = unbound's CPU per query / kadns's: the qps ratio on a core of their own."
+printf '%-10s %5s %10s %8s %7s %10s %8s %7s %9s %9s\n' mix round kadns_qps k_avg_ms k_cpu unbound_qps u_avg_ms u_cpu qps_ratio cpu_ratio
+declare -A kq uq kc uc
 for mix in cached nxdomain forwarded; do
   for ((r = 1; r <= rounds; r++)); do
-    read -r k_qps k_avg k_lost < <(throughput "$k1_port" "$mix" 1)
-    read -r u_qps u_avg u_lost < <(throughput "$ub_port" "$mix" 1)
+    read -r k_qps k_avg k_lost k_cpu < <(throughput "$k1_port" "$mix" 1 "$kadns_pid")
+    read -r u_qps u_avg u_lost u_cpu < <(throughput "$ub_port" "$mix" 1 "$unbound_pid")
     kq[$mix]+="$k_qps "
     uq[$mix]+="$u_qps "
-    printf '%-10s %5s %12s %9s %12s %9s %7s   lost %s/%s\n' "$mix" "$r" "$k_qps" "$k_avg" "$u_qps" "$u_avg" \
-      "$(ratio "$k_qps" "$u_qps")" "$k_lost" "$u_lost"
+    kc[$mix]+="$k_cpu "
+    uc[$mix]+="$u_cpu "
+    printf '%-10s %5s %10.0f %8s %7s %10.0f %8s %7s %9s %9s   lost %s/%s\n' "$mix" "$r" "$k_qps" "$k_avg" "$k_cpu" \
+      "$u_qps" "$u_avg" "$u_cpu" "$(ratio "$k_qps" "$u_qps")" "$(ratio "$u_cpu" "$k_cpu")" "$k_lost" "$u_lost"
   done
 done
 echo
-echo "medians over $rounds rounds (kadns/unbound):"
+echo "medians over $rounds rounds (ratios kadns/unbound):"
 for mix in cached nxdomain forwarded; do
   k=$(echo "${kq[$mix]}" | tr ' ' '\n' | grep . | median)
   u=$(echo "${uq[$mix]}" | tr ' ' '\n' | grep . | median)
-  printf '  %-10s kadns %10s  unbound %10s  ratio %s\n' "$mix" "$k" "$u" "$(ratio "$k" "$u")"
+  kcpu=$(echo "${kc[$mix]}" | tr ' ' '\n' | grep . | median)
+  ucpu=$(echo "${uc[$mix]}" | tr ' ' '\n' | grep . | median)
+  printf '  %-10s qps kadns %8.0f unbound %8.0f ratio %s | cpu/query kadns %s us unbound %s us ratio %s\n' \
+    "$mix" "$k" "$u" "$(ratio "$k" "$u")" "$kcpu" "$ucpu" "$(ratio "$ucpu" "$kcpu")"
 done
 
 echo
@@ -195,9 +209,10 @@ done
 echo
 echo "kadns on two cores (workers 2, cores 0-1; dnsperf unpinned, so it shares them) vs one core, cached:"
 for ((r = 1; r <= rounds; r++)); do
-  read -r one _ _ < <(throughput "$k1_port" cached 1)
-  read -r two _ _ < <(throughput "$k2_port" cached 0,1)
-  printf '  round %s: one core %s, two cores %s, ratio %s\n' "$r" "$one" "$two" "$(ratio "$two" "$one")"
+  read -r one _ _ one_cpu < <(throughput "$k1_port" cached 1 "$kadns_pid")
+  read -r two _ _ two_cpu < <(throughput "$k2_port" cached 0,1 "$kadns2_pid")
+  printf '  round %s: one core %.0f qps (%s us/query), two cores %.0f qps (%s us/query), ratio %s\n' \
+    "$r" "$one" "$one_cpu" "$two" "$two_cpu" "$(ratio "$two" "$one")"
 done
 echo
 echo "load after: $(uptime | sed 's/.*load average/load average/')"

@@ -4,7 +4,9 @@
 //!   hickory-proto's message types.
 //! - [`upstream`]: a small DNS server on loopback that plays "the ordinary
 //!   DNS" for forwarding tests.
+//! - [`encrypted_upstream`]: a DoT and DoH upstream on loopback, fixed records.
 //! - [`dig`]: run the real `dig`, when installed (CI installs it).
+//! - [`kdig`]: run the real `kdig` over DoT and DoH, when installed.
 //! - [`tls`]: a throw-away CA and server certificate for DoT and DoH tests.
 //! - [`net`]: a [`net::TestNet`] of in-process DHT server nodes on loopback.
 //!
@@ -13,7 +15,9 @@
 
 pub mod client;
 pub mod dig;
+pub mod encrypted_upstream;
 pub mod hostile;
+pub mod kdig;
 pub mod net;
 pub mod process;
 pub mod tls;

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use kadns_record::MAX_BUNDLE_LEN;
 use libp2p::PeerId;
+use libp2p::core::Transport as _;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::Boxed;
+use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, Swarm, identify, kad, noise, ping, request_response, tcp, yamux};
@@ -28,6 +30,13 @@ pub const MAX_PACKET_LEN: usize = 4 * MAX_BUNDLE_LEN + 16 * 1024;
 
 /// Concurrent inbound plus outbound store streams per connection.
 pub const MAX_STORE_STREAMS: usize = 64;
+
+/// How often a connection is pinged.
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// A ping unanswered after this long fails: the event loop closes that
+/// connection and counts a failure against the peer (a blackholed peer never
+/// closes its connections itself).
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The node's behaviour: Kademlia over the validating store, identify, ping,
 /// and the store protocol.
@@ -60,6 +69,11 @@ impl Behaviour {
         kad_config
             .set_replication_factor(config.replication_factor)
             .set_query_timeout(config.query_timeout)
+            // One request to one peer: a dead or hung peer fails after this
+            // and the lookup moves on (the iterator's own per-peer limit,
+            // 10 s, is fixed in libp2p).
+            .set_substreams_timeout(config.request_timeout)
+            .set_parallelism(config.lookup_parallelism)
             .set_max_packet_size(MAX_PACKET_LEN)
             // Validation happens inside `RecordStore::put`; a refusal fails
             // the sender's PUT instead of being acknowledged.
@@ -98,7 +112,11 @@ impl Behaviour {
         Self {
             kad,
             identify,
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(30))),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(PING_INTERVAL)
+                    .with_timeout(PING_TIMEOUT),
+            ),
             store,
         }
     }
@@ -115,7 +133,10 @@ fn transport_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 pub type BoxedTransport = Boxed<(PeerId, StreamMuxerBox)>;
 
 /// Builds the swarm: TCP + Noise + Yamux (and QUIC with the `quic` feature),
-/// no DNS transport, on the tokio runtime.
+/// no DNS transport, on the tokio runtime. A TCP dial, handshakes included,
+/// fails after `config.dial_timeout` (libp2p's TCP transport has no connect
+/// timeout of its own: a blackholed host would hold a dial for the kernel's
+/// SYN retries, about two minutes).
 pub fn build_swarm(
     keypair: Keypair,
     config: &Config,
@@ -173,17 +194,23 @@ pub fn build_swarm_with_transport(
             .build();
         return Ok(swarm);
     }
-    let builder = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(transport_error)?;
+    let dial_timeout = config.dial_timeout;
+    let builder = libp2p::SwarmBuilder::with_existing_identity(keypair).with_tokio();
     #[cfg(feature = "quic")]
     let builder = builder.with_quic();
     let swarm = builder
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
+            Ok(
+                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .timeout(dial_timeout),
+            )
+        })
+        .map_err(|e| transport_error(std::io::Error::other(e.to_string())))?
         .with_behaviour(|key| Behaviour::new(key, config, store))
         .map_err(|e| transport_error(std::io::Error::other(e.to_string())))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle))

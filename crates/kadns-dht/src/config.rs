@@ -59,9 +59,26 @@ pub struct Config {
     /// valid record; otherwise it runs until the lookup converges. Higher is
     /// safer against stale replicas, lower is faster.
     pub get_quorum: NonZeroUsize,
+    /// Once a `get` holds a valid remote answer but not yet `get_quorum`
+    /// of them, it waits at most this long for more, then returns the
+    /// highest sequence among the answers in. Bounds a lookup whose other
+    /// holders are dead or slow (docs/dht.md, "GET").
+    #[serde(with = "secs")]
+    pub get_grace: Duration,
     /// Limit on one Kademlia query (lookup, get, bootstrap).
     #[serde(with = "secs")]
     pub query_timeout: Duration,
+    /// Limit on one Kademlia request to one peer (the answer included): a
+    /// peer that does not answer in time counts as failed and the lookup
+    /// moves on to the next one. Well below `query_timeout`.
+    #[serde(with = "secs")]
+    pub request_timeout: Duration,
+    /// Limit on opening a connection (TCP connect, Noise, Yamux): a dial
+    /// into a host that drops packets fails after this long.
+    #[serde(with = "secs")]
+    pub dial_timeout: Duration,
+    /// Kademlia's α: requests a lookup keeps in flight.
+    pub lookup_parallelism: NonZeroUsize,
     /// Limit on one store request to one peer, answer included.
     #[serde(with = "secs")]
     pub store_timeout: Duration,
@@ -211,11 +228,15 @@ impl Default for Config {
             mode: Mode::Server,
             replication_factor: NonZeroUsize::new(20).expect("20 is not zero"),
             get_quorum: NonZeroUsize::new(3).expect("3 is not zero"),
+            get_grace: Duration::from_secs(1),
             query_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(5),
+            dial_timeout: Duration::from_secs(5),
+            lookup_parallelism: NonZeroUsize::new(3).expect("3 is not zero"),
             store_timeout: Duration::from_secs(10),
             replication_interval: Some(Duration::from_secs(3600)),
             purge_interval: Duration::from_secs(60),
-            idle_connection_timeout: Duration::from_secs(60),
+            idle_connection_timeout: Duration::from_secs(30),
             max_saved_peers: 200,
             storage: StorageLimits::default(),
         }

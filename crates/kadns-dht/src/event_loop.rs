@@ -17,7 +17,7 @@ use libp2p::kad;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identify};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, ping};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
@@ -147,7 +147,7 @@ impl EventLoop {
             commands: rx,
             replication_interval,
             purge_interval: config.purge_interval,
-            gets: Gets::new(config.get_quorum.get(), metrics.clone()),
+            gets: Gets::new(config.get_quorum.get(), config.get_grace, metrics.clone()),
             puts: Puts::new(server, k, metrics.clone()),
             replication: Replication::new(
                 server && replication_interval.is_some(),
@@ -168,8 +168,17 @@ impl EventLoop {
         let mut replicate = self.replication_interval.map(ticker);
         let mut step = ticker(REPLICATION_STEP);
         loop {
+            let grace = self.gets.next_deadline();
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                _ = until(grace) => {
+                    let kad = &mut self.swarm.behaviour_mut().kad;
+                    for id in self.gets.expire(Instant::now()) {
+                        if let Some(mut q) = kad.query_mut(&id) {
+                            q.finish();
+                        }
+                    }
+                }
                 event = self.swarm.select_next_some() => {
                     self.on_swarm_event(event);
                     self.commit_group();
@@ -254,6 +263,10 @@ impl EventLoop {
             Command::Bootstrap { reply } => self
                 .peers
                 .bootstrap(&mut self.swarm.behaviour_mut().kad, reply),
+            Command::Refresh { reply } => {
+                self.peers
+                    .refresh(&mut self.swarm.behaviour_mut().kad, local, reply)
+            }
             Command::Peers { reply } => {
                 let _ = reply.send(Ok(routing_peers(&mut self.swarm.behaviour_mut().kad)));
             }
@@ -304,6 +317,21 @@ impl EventLoop {
                 .peers
                 .on_identify(&mut self.swarm.behaviour_mut().kad, peer_id, info),
             SwarmEvent::Behaviour(BehaviourEvent::Store(event)) => self.on_store_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(error @ ping::Failure::Timeout),
+            })) => {
+                // A connection whose peer stopped answering: close it (a
+                // blackholed peer never closes it), and count the failure
+                // (only a timeout: a peer without ping says `Unsupported`)
+                // so that a peer that stays silent leaves the routing table.
+                tracing::debug!(%peer, %error, "ping failed; closing the connection");
+                let _ = self.swarm.close_connection(connection);
+                if self.peers.failed(&mut self.swarm.behaviour_mut().kad, peer) {
+                    self.replication.forget(&peer);
+                }
+            }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, peer = %self.swarm.local_peer_id(), "listening");
                 self.listen_addrs.push(address);
@@ -359,6 +387,7 @@ impl EventLoop {
                     q.finish();
                 }
             }
+            kad::QueryResult::GetClosestPeers(_) if self.peers.on_refresh(kad, id) => {}
             kad::QueryResult::GetClosestPeers(result) => {
                 let peers = match result {
                     Ok(ok) => ok.peers,
@@ -448,6 +477,14 @@ fn ticker(period: Duration) -> Interval {
     let mut t = interval_at(Instant::now() + period, period);
     t.set_missed_tick_behavior(MissedTickBehavior::Delay);
     t
+}
+
+/// Sleeps until `deadline`, forever when there is none.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn tick(t: &mut Option<Interval>) {

@@ -108,6 +108,9 @@ pub(crate) enum Command {
     Bootstrap {
         reply: Reply<usize>,
     },
+    Refresh {
+        reply: Reply<usize>,
+    },
     Peers {
         reply: Reply<Vec<PeerId>>,
     },
@@ -225,17 +228,34 @@ impl Handle {
     /// Looks `key` up: validates every record found, keeps the valid one with
     /// the highest sequence, and finishes once
     /// [`Config::get_quorum`](crate::Config::get_quorum) remote peers gave a
-    /// valid one (or the lookup ends). A get for a key already in flight
-    /// joins that lookup.
+    /// valid one, or [`Config::get_grace`](crate::Config::get_grace) after
+    /// the first valid one (or the lookup ends). A get for a key already in
+    /// flight joins that lookup.
     pub async fn get(&self, key: DhtKey) -> Result<GetOutcome, Error> {
         let span = tracing::debug_span!("dht_get", %key);
         self.call(|reply| Command::Get { key, reply, span }).await
     }
 
-    /// Runs a Kademlia bootstrap (a lookup of the node's own id) and returns
-    /// the routing table's size afterwards.
+    /// Runs a Kademlia bootstrap (a lookup of the node's own id, then one
+    /// of a random id in every bucket farther than the closest peer) and
+    /// returns the routing table's size afterwards.
     pub async fn bootstrap(&self) -> Result<usize, Error> {
         self.call(|reply| Command::Bootstrap { reply }).await
+    }
+
+    /// The light half of a bootstrap: one lookup of the node's own id (the
+    /// Kademlia join lookup), which fills the buckets nearest the node and
+    /// makes it known to its closest peers, without walking every bucket.
+    /// Returns the routing table's size afterwards (0 with no known peers).
+    ///
+    /// ```no_run
+    /// # async fn f(handle: kadns_dht::Handle) -> Result<(), kadns_dht::Error> {
+    /// let table = handle.refresh().await?;
+    /// println!("{table} peers in the routing table");
+    /// # Ok(()) }
+    /// ```
+    pub async fn refresh(&self) -> Result<usize, Error> {
+        self.call(|reply| Command::Refresh { reply }).await
     }
 
     /// The peers in the routing table. A bootstrap address is in it from the

@@ -52,7 +52,7 @@ mod store;
 
 pub use behaviour::{
     Behaviour, BoxedTransport, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, MAX_PACKET_LEN,
-    MAX_STORE_STREAMS, build_swarm, build_swarm_with_transport,
+    MAX_STORE_STREAMS, PING_INTERVAL, PING_TIMEOUT, build_swarm, build_swarm_with_transport,
 };
 pub use budget::BudgetExceeded;
 pub use closeness::{CLOSENESS_REFRESH, CLOSENESS_SLACK};

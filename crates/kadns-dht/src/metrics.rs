@@ -31,6 +31,9 @@ pub struct Metrics {
     pub gets: Counter,
     /// `get` calls that joined a lookup already in flight.
     pub gets_coalesced: Counter,
+    /// `get` lookups that returned at the end of `get_grace` with a valid
+    /// answer but fewer than `get_quorum` of them.
+    pub gets_grace_expired: Counter,
     /// `put` calls.
     pub puts: Counter,
     /// Replicas that `put`s reported stored (remote acknowledgements and the
@@ -92,6 +95,11 @@ impl Metrics {
             "gets_coalesced",
             "get calls joined to a lookup in flight",
             self.gets_coalesced.clone(),
+        );
+        r.register(
+            "gets_grace_expired",
+            "get lookups returned at the end of get_grace, short of the quorum",
+            self.gets_grace_expired.clone(),
         );
         r.register("puts", "put calls", self.puts.clone());
         r.register(

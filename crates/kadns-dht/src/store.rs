@@ -318,6 +318,16 @@ impl ValidatingStore {
         if remote && let Some(closer) = self.closeness.as_ref().and_then(|c| c.too_far(key)) {
             return Err(Refusal::NotClosest { closer });
         }
+        // A full budget refuses a new key before its signature is checked:
+        // a flood, once the budget is spent, costs a read, not a verify.
+        // (The zone is the one the bytes claim; the check after validation
+        // below is the one that admits.)
+        if let Some(zone) = zone_of(bytes)
+            && let Err(full) = self.budget.borrow().admit(&zone, bytes.len(), None)
+            && self.storage.get(key)?.is_none()
+        {
+            return Err(full.into());
+        }
         let offered = validate(key, bytes, now)?;
         let held = self.held(key, now)?;
         let held_len = held.as_ref().map(|h| h.as_bytes().len());

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::upstream::Upstream;
+
 /// Everything a [`Resolver`](crate::Resolver) is built from, apart from its
 /// bundle source, sequence store and metrics. `Default` is a safe local setup:
 /// no trust anchors, the system's upstreams, the bounds below.
@@ -188,13 +190,19 @@ impl Default for CacheConfig {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct UpstreamConfig {
-    /// Servers, tried in this order. When empty, the `nameserver` lines of
-    /// `resolv_conf` are used instead, minus the resolver's own addresses.
-    pub servers: Vec<SocketAddr>,
+    /// Servers, tried in this order: `IP:PORT` (plain DNS),
+    /// `tls://IP[:PORT][#NAME]` (DNS over TLS) or
+    /// `https://IP[:PORT][/PATH][#NAME]` (DNS over HTTPS), see [`Upstream`].
+    /// When empty, the `nameserver` lines of `resolv_conf` are used
+    /// instead, minus the resolver's own addresses.
+    pub servers: Vec<Upstream>,
     /// The resolv.conf read (once, when the resolver is built) when `servers`
     /// is empty; default `/etc/resolv.conf`. `None`, or no usable nameserver
     /// in it, means no upstream: names outside kadns get SERVFAIL.
     pub resolv_conf: Option<PathBuf>,
+    /// A PEM file of CA certificates trusted for DoT and DoH upstreams, in
+    /// addition to the system's trust store (default: none).
+    pub ca: Option<PathBuf>,
     /// Bound on one exchange with one server, in milliseconds (default 1500).
     pub attempt_timeout_ms: u64,
     /// Bound on a whole forward, failover included, in milliseconds
@@ -219,6 +227,7 @@ impl Default for UpstreamConfig {
         Self {
             servers: Vec::new(),
             resolv_conf: Some(PathBuf::from("/etc/resolv.conf")),
+            ca: None,
             attempt_timeout_ms: 1_500,
             total_timeout_ms: 4_000,
             max_in_flight: 256,
@@ -249,5 +258,12 @@ mod tests {
         assert_eq!(forward.forward["corp.example"].len(), 2);
         assert_eq!(forward.forward_cache.stale_window_secs, 60);
         assert_eq!(forward.forward_cache.max_bytes, 16 << 20);
+        let limits: Config =
+            toml::from_str("[upstream]\nmax_in_flight = 64\nmax_waiters = 8\n").unwrap();
+        assert_eq!(
+            (limits.upstream.max_in_flight, limits.upstream.max_waiters),
+            (64, 8)
+        );
+        assert_eq!(Config::default().upstream.max_waiters, 512);
     }
 }

@@ -115,6 +115,25 @@ mod tests {
     use kadns_record::DhtKey;
 
     #[test]
+    fn refused_forwards_are_other_failed_ones_network_errors() {
+        let share = ExtendedError::for_forward(&ForwardError::ClientBusy { limit: 4 });
+        assert_eq!(share.code, ExtendedError::OTHER);
+        assert!(share.text.starts_with("not forwarded: "), "{}", share.text);
+        assert_eq!(
+            ExtendedError::for_forward(&ForwardError::TooManyWaiters { limit: 8 }).code,
+            ExtendedError::OTHER
+        );
+        let timeout = ForwardError::Timeout {
+            server: "127.0.0.1:53".parse().unwrap(),
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(
+            ExtendedError::for_forward(&timeout).code,
+            ExtendedError::NETWORK_ERROR
+        );
+    }
+
+    #[test]
     fn codes_and_bytes() {
         let key = DhtKey::from_bytes([1; 32]);
         let unreached = LookupError::Unreached {

@@ -54,6 +54,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The TLS client for DoT and DoH upstreams cannot be built (the
+    /// `[upstream] ca` file is unusable).
+    #[error(transparent)]
+    UpstreamTls(#[from] crate::exchange_tls::TlsClientError),
 }
 
 /// Why a [`BundleSource`](crate::BundleSource) could not complete a lookup.

@@ -59,8 +59,7 @@ mod dht_source;
 mod ede;
 mod error;
 mod exchange;
-// Wired into the forwarder's failover once its split (forwarder branch) is merged.
-#[allow(dead_code)]
+mod exchange_https;
 mod exchange_tls;
 mod fetch;
 mod forward_cache;
@@ -79,6 +78,7 @@ mod scrub;
 mod sequence_store;
 mod sled_sequences;
 mod source;
+mod transports;
 mod upstream;
 mod upstreams;
 mod wildcard;

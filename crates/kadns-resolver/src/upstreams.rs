@@ -9,10 +9,12 @@ use crate::error::Error;
 use crate::forwarder::is_self;
 use crate::resolv_conf;
 use crate::saved_upstreams::SavedUpstreams;
+use crate::upstream::Upstream;
 
 /// Picks the default upstreams:
-/// 1. `config.servers` when given (`--upstream` always wins); an error if
-///    one of them is the resolver itself;
+/// 1. `config.servers` when given (`--upstream` always wins), by address
+///    (the transport of each is the forwarder's `Transports`' business); an
+///    error if one of them is the resolver itself;
 /// 2. else the nameservers of `config.resolv_conf`, minus the resolver's own
 ///    addresses;
 /// 3. else, when that leaves none (resolv.conf points at this stub itself,
@@ -24,10 +26,11 @@ pub(crate) fn select(
     saved: Option<&SavedUpstreams>,
 ) -> Result<Vec<SocketAddr>, Error> {
     if !config.servers.is_empty() {
-        if let Some(addr) = config.servers.iter().find(|s| is_self(**s, own)) {
+        let servers: Vec<SocketAddr> = config.servers.iter().map(Upstream::addr).collect();
+        if let Some(addr) = servers.iter().find(|s| is_self(**s, own)) {
             return Err(Error::UpstreamIsSelf { addr: *addr });
         }
-        return Ok(config.servers.clone());
+        return Ok(servers);
     }
     let Some(path) = &config.resolv_conf else {
         return Ok(Vec::new());
@@ -119,12 +122,12 @@ mod tests {
 
         // --upstream always wins.
         std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
-        config.servers = vec![addr("198.51.100.1:53")];
+        config.servers = vec![addr("198.51.100.1:53").into()];
         assert_eq!(
             select(&config, &own, Some(&saved)).unwrap(),
             [addr("198.51.100.1:53")]
         );
-        config.servers = vec![addr("127.0.0.1:53")];
+        config.servers = vec![addr("127.0.0.1:53").into()];
         assert!(matches!(
             select(&config, &own, Some(&saved)),
             Err(Error::UpstreamIsSelf { .. })

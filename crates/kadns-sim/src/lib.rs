@@ -6,7 +6,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), kadns_sim::scenario::ScenarioError> {
 //! use std::time::Duration;
-//! use kadns_sim::{link::LinkConfig, report, scenario};
+//! use kadns_sim::{link::LinkConfig, report, scenario, world::sim_config};
 //!
 //! let params = scenario::Params {
 //!     nodes: 50,
@@ -15,6 +15,7 @@
 //!     seed: 1,
 //!     link: LinkConfig::fixed(Duration::from_millis(50)),
 //!     eclipse_bits: 10,
+//!     config: sim_config(),
 //! };
 //! let result = scenario::run(scenario::Kind::Dead(50.0), &params).await?;
 //! let figures = report::scenario_figures(&result);

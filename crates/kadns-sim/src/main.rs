@@ -9,6 +9,7 @@ use clap::Parser;
 use kadns_sim::link::{Delay, LinkConfig};
 use kadns_sim::report;
 use kadns_sim::scenario::{self, Kind, Params};
+use kadns_sim::world::sim_config;
 
 /// Runs N production kadns-dht nodes over a simulated network and measures
 /// lookups.
@@ -59,6 +60,22 @@ struct Args {
     /// Print the figures and every sample as JSON (before the SUMMARY line).
     #[arg(long)]
     json: bool,
+    /// Close a connection after this long without a stream (default: the
+    /// simulator's node configuration, `sim_config`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// Kademlia's α, requests a lookup keeps in flight (default: the
+    /// production default).
+    #[arg(long)]
+    alpha: Option<std::num::NonZeroUsize>,
+    /// How long a get with a valid answer waits for the rest of its quorum
+    /// (default: the production default).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    grace: Option<Duration>,
+    /// Secure simulated connections with Noise, as in production (default:
+    /// an id exchange with the same round trip; see docs/dht.md).
+    #[arg(long)]
+    noise: bool,
     /// Directory for the SVG plots.
     #[arg(long, default_value = "target/kadns-sim")]
     out_dir: PathBuf,
@@ -124,6 +141,16 @@ fn main() -> anyhow::Result<()> {
         "--eclipse-bits above 20 takes too long to grind"
     );
     let kinds = scenarios(&args)?;
+    let mut config = sim_config();
+    if let Some(idle) = args.idle_timeout {
+        config.idle_connection_timeout = idle;
+    }
+    if let Some(alpha) = args.alpha {
+        config.lookup_parallelism = alpha;
+    }
+    if let Some(grace) = args.grace {
+        config.get_grace = grace;
+    }
     let params = Params {
         nodes: args.nodes,
         lookups: args.lookups,
@@ -138,9 +165,12 @@ fn main() -> anyhow::Result<()> {
             },
             loss: args.loss / 100.0,
             seed: args.seed,
-            upgrade_timeout: Duration::from_secs(10),
+            // The production TCP swarm's dial limit, on the simulated link.
+            upgrade_timeout: config.dial_timeout,
+            noise: args.noise,
         },
         eclipse_bits: args.eclipse_bits,
+        config,
     };
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("creating {}", args.out_dir.display()))?;

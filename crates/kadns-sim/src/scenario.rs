@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::link::{LinkConfig, Network};
 use crate::names::{NameError, Names, Verdict};
 use crate::storage::LieKind;
-use crate::world::{Formation, World, WorldError, ground_keypair, sim_config};
+use crate::world::{Formation, World, WorldError, ground_keypair};
 
 /// What disturbs the network while lookups run.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,6 +58,9 @@ pub struct Params {
     pub link: LinkConfig,
     /// Leading bits an eclipse attacker's id shares with the target key.
     pub eclipse_bits: u32,
+    /// The configuration every node runs with (start from
+    /// [`sim_config`](crate::world::sim_config)).
+    pub config: kadns_dht::Config,
 }
 
 /// How one lookup went.
@@ -163,7 +166,7 @@ pub async fn run(kind: Kind, params: &Params) -> Result<ScenarioResult, Scenario
     let net = Network::new(params.link);
     let book = names.book.clone();
     let names = Arc::new(names);
-    let mut world = World::new(net, sim_config(), book, params.seed);
+    let mut world = World::new(net, params.config.clone(), book, params.seed);
 
     // Who lies, and which identities are ground.
     let mut liars = vec![None; n];

@@ -192,3 +192,81 @@ async fn liars_forged_bundle_is_never_returned() {
     assert!(refused > 0, "the liars were asked and refused");
     world.shutdown().await;
 }
+
+/// Every holder but one is dead: the production lookup returns the one
+/// valid answer at the end of `get_grace`, not at the query timeout, and
+/// repeated lookups make the asker drop the dead peers from its routing
+/// table (their dials time out `MAX_PEER_FAILURES` times).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_holders_neither_stall_a_get_nor_stay_in_the_table() {
+    let mut config = sim_config();
+    config.query_timeout = Duration::from_secs(60);
+    config.get_grace = Duration::from_secs(1);
+    config.request_timeout = Duration::from_secs(2);
+    config.dial_timeout = Duration::from_secs(2);
+    let net = Network::new(LinkConfig {
+        upgrade_timeout: config.dial_timeout,
+        ..LinkConfig::fixed(Duration::from_millis(10))
+    });
+    let names = Names::generate(1, 13).expect("names");
+    let mut world = World::new(net, config, names.book.clone(), 13);
+    world.form(&[None; 10], Vec::new(), 8).await.expect("form");
+    let bundle = names.newest[0].clone();
+    let key = bundle.dht_key();
+    let report = world.nodes[0].handle.put(bundle).await.expect("put");
+    assert!(report.replicas() >= 8, "k = 20 > 10 nodes: all hold it");
+    // The asker joins after the put (it holds no copy); then all but
+    // node 0 and the asker die.
+    let asker = world.spawn(None, None).await.expect("asker");
+    let handle = world.nodes[asker].handle.clone();
+    tokio::time::timeout(DEADLINE, handle.refresh())
+        .await
+        .expect("refresh in time")
+        .expect("refresh");
+    let dead: Vec<_> = (1..10).map(|i| world.nodes[i].peer_id).collect();
+    for i in 1..10 {
+        world.kill(i);
+    }
+    let started = Instant::now();
+    let got = tokio::time::timeout(Duration::from_secs(90), handle.get(key))
+        .await
+        .expect("get ends")
+        .expect("get");
+    let took = started.elapsed();
+    let best = got.best.expect("node 0's copy is found");
+    assert_eq!(names.verdict(&key, best.as_bytes()), Verdict::Fresh);
+    assert_eq!(got.answered_by, vec![world.nodes[0].peer_id]);
+    assert_eq!(
+        handle.metrics().gets_grace_expired.get(),
+        1,
+        "it returned at the grace, short of the quorum of 3"
+    );
+    // Without the grace it would wait for the nine dead holders (per-request
+    // and dial limits, 2 s each, three at a time, at least).
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    // Asking again makes the asker dial the dead again; after
+    // MAX_PEER_FAILURES failed dials each leaves the routing table.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let table = handle.peers().await.expect("peers");
+        if !table.iter().any(|p| dead.contains(p)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dead peers still in the table: {} of 9",
+            table.iter().filter(|p| dead.contains(p)).count()
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(90), handle.get(key)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(handle.metrics().peers_removed.get() >= 9);
+    assert!(
+        handle
+            .peers()
+            .await
+            .expect("peers")
+            .contains(&world.nodes[0].peer_id)
+    );
+    world.shutdown().await;
+}

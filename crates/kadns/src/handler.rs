@@ -416,6 +416,31 @@ impl<S: BundleSource> StubHandler<S> {
             .inc();
     }
 
+    /// The answer cache's key for `query`, if the cache is on, the client
+    /// `allowed`, and the query of the one shape the cache answers.
+    fn cache_key(&self, query: &[u8], allowed: bool) -> Option<QueryKey> {
+        if !allowed || !self.cache.enabled() {
+            return None;
+        }
+        let key = QueryKey::parse(query);
+        if key.is_none() {
+            self.cache.metrics().uncacheable.inc();
+        }
+        key
+    }
+
+    /// The synchronous part of [`Answerer::answer`]: answers `query` from
+    /// the answer cache if it can (ACL checked first), true when `out` then
+    /// holds the reply to send. A listener may call it before it sets up
+    /// the asynchronous answer (a task, a future in a set), and do that
+    /// only when it returns false; `answer` does the same check itself.
+    pub fn answer_from_cache(&self, query: &[u8], ctx: QueryContext, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        let allowed = self.allowed(ctx.client.ip());
+        self.cache_key(query, allowed)
+            .is_some_and(|key| self.cached(query, &key, ctx, out))
+    }
+
     /// Answers `query` from the answer cache if it can: true when `out`
     /// holds the reply (the whole answer, or its TC reply).
     fn cached(&self, query: &[u8], key: &QueryKey, ctx: QueryContext, out: &mut Vec<u8>) -> bool {
@@ -442,15 +467,7 @@ impl<S: BundleSource> Answerer for StubHandler<S> {
         out.clear();
         let allowed = self.allowed(ctx.client.ip());
         // The ACL first: a refused client is never answered from the cache.
-        let key = if allowed && self.cache.enabled() {
-            let key = QueryKey::parse(query);
-            if key.is_none() {
-                self.cache.metrics().uncacheable.inc();
-            }
-            key
-        } else {
-            None
-        };
+        let key = self.cache_key(query, allowed);
         // Read before resolving: an answer computed while its bundle was
         // replaced is stored under the old generation, and so never served.
         let generation = self.resolver.answer_generation();

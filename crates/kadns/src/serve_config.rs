@@ -410,6 +410,56 @@ listen = "127.0.0.1:9153"
     }
 
     #[test]
+    fn encrypted_dns_keys_parse_and_round_trip() {
+        let text = r#"
+[dns]
+dot_listen = ["127.0.0.1:853"]
+doh_listen = ["127.0.0.1:443", "[::1]:443"]
+tls_cert = "/etc/kadns/cert.pem"
+tls_key = "/etc/kadns/key.pem"
+[resolver.upstream]
+servers = ["192.0.2.53:53", "tls://192.0.2.1#dns.example", "https://192.0.2.2:8443/q#doh.example"]
+ca = "/etc/kadns/ca.pem"
+"#;
+        let config: ServeConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.dns.dot_listen, ["127.0.0.1:853".parse().unwrap()]);
+        assert_eq!(config.dns.doh_listen.len(), 2);
+        assert_eq!(
+            config.dns.tls_key.as_deref(),
+            Some(Path::new("/etc/kadns/key.pem"))
+        );
+        let servers: Vec<String> = config
+            .resolver
+            .upstream
+            .servers
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            servers,
+            [
+                "192.0.2.53:53",
+                "tls://192.0.2.1:853#dns.example",
+                "https://192.0.2.2:8443/q#doh.example"
+            ]
+        );
+        assert_eq!(
+            config.resolver.upstream.ca.as_deref(),
+            Some(Path::new("/etc/kadns/ca.pem"))
+        );
+        let back: ServeConfig = toml::from_str(&toml::to_string(&config).unwrap()).unwrap();
+        assert_eq!(back, config);
+        // Off by default; a bad upstream is an error naming it.
+        let empty: ServeConfig = toml::from_str("").unwrap();
+        assert!(empty.dns.dot_listen.is_empty() && empty.dns.doh_listen.is_empty());
+        let err = toml::from_str::<ServeConfig>(
+            "[resolver.upstream]\nservers = [\"tls://dns.example\"]\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("tls://dns.example"), "{err}");
+    }
+
+    #[test]
     fn publish_entries_parse_with_humantime_validities() {
         let text = r#"
 [[publish]]

@@ -16,8 +16,11 @@ use crate::client_policy::{ClientPolicy, SharedPolicy};
 use crate::handler::StubHandler;
 use crate::metrics::StubMetrics;
 use crate::server::conn_limit::ConnectionSlots;
+use crate::server::doh_server::{self, DohShared};
+use crate::server::dot;
 use crate::server::rrl::Rrl;
 use crate::server::tcp::{self, TcpSettings};
+use crate::server::tls_config::{ALPN_DOH, ALPN_DOT, TlsConfigError, TlsIdentity};
 use crate::server::udp::{self, UdpShared};
 use crate::stub_config::StubConfig;
 use crate::supervise::Watch;
@@ -39,7 +42,7 @@ pub enum StubError {
     /// A socket could not be bound.
     #[error("cannot listen for DNS over {protocol} on {addr}: {source}")]
     Bind {
-        /// `UDP` or `TCP`.
+        /// `UDP`, `TCP`, `TLS` or `HTTPS`.
         protocol: &'static str,
         /// The address.
         addr: SocketAddr,
@@ -50,6 +53,10 @@ pub enum StubError {
     /// The configuration lists no address to listen on.
     #[error("no address to listen on")]
     NoListenAddress,
+    /// The TLS certificate or key of the DoT and DoH listeners is missing
+    /// or unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
 }
 
 /// A running DNS stub. Dropping it without [`Stub::shutdown`] aborts its tasks.
@@ -59,6 +66,8 @@ pub struct Stub<S: BundleSource> {
     slots: ConnectionSlots,
     udp: Vec<SocketAddr>,
     tcp: Vec<SocketAddr>,
+    dot: Vec<SocketAddr>,
+    doh: Vec<SocketAddr>,
     metrics: Arc<StubMetrics>,
     tasks: JoinSet<()>,
     shutdown: CancellationToken,
@@ -73,6 +82,8 @@ impl<S: BundleSource> std::fmt::Debug for Stub<S> {
         f.debug_struct("Stub")
             .field("udp", &self.udp)
             .field("tcp", &self.tcp)
+            .field("dot", &self.dot)
+            .field("doh", &self.doh)
             .finish_non_exhaustive()
     }
 }
@@ -81,11 +92,22 @@ impl<S: BundleSource> Stub<S> {
     /// Binds every configured address over UDP (one `SO_REUSEPORT` socket
     /// per worker) and TCP and starts answering. Returns only once all
     /// sockets listen; logs `listening for UDP on ADDR` and `listening for
-    /// TCP on ADDR` for each.
+    /// TCP on ADDR` for each. The DoT and DoH addresses (`dot_listen`,
+    /// `doh_listen`) are bound too, with the TLS identity of `tls_cert` and
+    /// `tls_key` (read before anything is bound), and logged as `listening
+    /// for DoT on ADDR` and `listening for DoH on ADDR`.
     pub async fn bind(config: &StubConfig, resolver: Resolver<S>) -> Result<Self, StubError> {
         if config.listen.is_empty() {
             return Err(StubError::NoListenAddress);
         }
+        let identity = if config.dot_listen.is_empty() && config.doh_listen.is_empty() {
+            None
+        } else {
+            let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+                return Err(TlsConfigError::Missing.into());
+            };
+            Some(TlsIdentity::load(cert, key)?)
+        };
         let metrics = Arc::new(StubMetrics::default());
         let policy: SharedPolicy = Arc::new(ArcSwap::from_pointee(config.client_policy()));
         // The handler applies the ACL itself, so that a refusal can say why (EDE 18).
@@ -137,12 +159,49 @@ impl<S: BundleSource> Stub<S> {
             udp.push(local);
             tcp.push(local);
         }
+        let (mut dot, mut doh) = (Vec::new(), Vec::new());
+        if let Some(identity) = &identity {
+            let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config(&[ALPN_DOT]));
+            for &addr in &config.dot_listen {
+                let (listener, local) = bind_stream("TLS", addr).await?;
+                info!("listening for DoT on {local}");
+                tasks.spawn(dot::accept_loop(
+                    listener,
+                    acceptor.clone(),
+                    handler.clone(),
+                    slots.clone(),
+                    settings,
+                    dot::HANDSHAKE_TIMEOUT,
+                    shutdown.clone(),
+                ));
+                dot.push(local);
+            }
+            let shared = Arc::new(DohShared {
+                acceptor: tokio_rustls::TlsAcceptor::from(identity.server_config(ALPN_DOH)),
+                answerer: handler.clone(),
+                settings,
+                handshake: dot::HANDSHAKE_TIMEOUT,
+                shutdown: shutdown.clone(),
+            });
+            for &addr in &config.doh_listen {
+                let (listener, local) = bind_stream("HTTPS", addr).await?;
+                info!("listening for DoH on {local}");
+                tasks.spawn(doh_server::accept_loop(
+                    listener,
+                    shared.clone(),
+                    slots.clone(),
+                ));
+                doh.push(local);
+            }
+        }
         Ok(Self {
             handler,
             policy,
             slots,
             udp,
             tcp,
+            dot,
+            doh,
             metrics,
             tasks,
             shutdown,
@@ -176,6 +235,16 @@ impl<S: BundleSource> Stub<S> {
     /// The TCP addresses actually bound.
     pub fn tcp_addrs(&self) -> &[SocketAddr] {
         &self.tcp
+    }
+
+    /// The DNS-over-TLS addresses actually bound.
+    pub fn dot_addrs(&self) -> &[SocketAddr] {
+        &self.dot
+    }
+
+    /// The DNS-over-HTTPS addresses actually bound (`https://ADDR/dns-query`).
+    pub fn doh_addrs(&self) -> &[SocketAddr] {
+        &self.doh
     }
 
     /// The stub's counters.
@@ -221,6 +290,21 @@ impl<S: BundleSource> Stub<S> {
             }
         }
     }
+}
+
+/// Binds one TCP listener for an encrypted transport and reads back its address.
+async fn bind_stream(
+    protocol: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StubError> {
+    let bind = |source| StubError::Bind {
+        protocol,
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind)?;
+    let local = listener.local_addr().map_err(bind)?;
+    Ok((listener, local))
 }
 
 /// Binds `addr` over TCP, then `workers` UDP sockets with `SO_REUSEPORT` on

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use kadns_record::{DhtKey, Freshness, VerifiedBundle, validate};
 use libp2p::PeerId;
 use libp2p::kad::{self, QueryId};
+use tokio::time::{Duration, Instant};
 use tracing::Span;
 
 use crate::handle::{GetOutcome, Reply};
@@ -31,6 +32,9 @@ struct GetState {
     required: usize,
     /// Requests Kademlia sent for this lookup so far (its query stats).
     requests: u32,
+    /// Set by the first valid remote answer: the get returns then even if
+    /// its quorum is not in.
+    grace_until: Option<Instant>,
     span: Span,
 }
 
@@ -47,15 +51,17 @@ pub(super) enum GetStep {
 /// The lookups in flight.
 pub(super) struct Gets {
     quorum: usize,
+    grace: Duration,
     pending: HashMap<QueryId, GetState>,
     by_key: HashMap<DhtKey, QueryId>,
     metrics: Arc<Metrics>,
 }
 
 impl Gets {
-    pub(super) fn new(quorum: usize, metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(quorum: usize, grace: Duration, metrics: Arc<Metrics>) -> Self {
         Self {
             quorum,
+            grace,
             pending: HashMap::new(),
             by_key: HashMap::new(),
             metrics,
@@ -110,6 +116,7 @@ impl Gets {
                 local: false,
                 required,
                 requests: 0,
+                grace_until: None,
                 span,
             },
         );
@@ -168,6 +175,9 @@ impl Gets {
                         }
                         state.answered_by.push(peer);
                         self.metrics.valid_answers.inc();
+                        if state.grace_until.is_none() {
+                            state.grace_until = Some(Instant::now() + self.grace);
+                        }
                     }
                     None => state.local = true,
                 }
@@ -194,6 +204,37 @@ impl Gets {
             return GetStep::Finish;
         }
         GetStep::Continue
+    }
+
+    /// The earliest end of a grace period among the gets in flight.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.pending.values().filter_map(|s| s.grace_until).min()
+    }
+
+    /// Ends every get whose grace period is over at `now` (it holds a valid
+    /// answer but not its quorum) with the best answer in, and returns their
+    /// queries: the event loop finishes them in Kademlia.
+    pub(super) fn expire(&mut self, now: Instant) -> Vec<QueryId> {
+        let due: Vec<QueryId> = self
+            .pending
+            .iter()
+            .filter(|(_, s)| s.grace_until.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for query in &due {
+            if let Some(state) = self.pending.get(query) {
+                state.span.in_scope(|| {
+                    tracing::debug!(
+                        valid = state.answered_by.len(),
+                        quorum = self.quorum,
+                        "grace over: returning without the quorum"
+                    )
+                });
+            }
+            self.metrics.gets_grace_expired.inc();
+            self.finish(*query, true, Vec::new());
+        }
+        due
     }
 
     /// Ends a get and answers its waiters. `converged` is false when the

@@ -41,6 +41,7 @@ pub(super) struct Peers {
     saved: HashSet<PeerId>,
     failures: HashMap<PeerId, u32>,
     bootstraps: HashMap<QueryId, Vec<Reply<usize>>>,
+    refreshes: HashMap<QueryId, Vec<Reply<usize>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -80,6 +81,7 @@ impl Peers {
             saved: HashSet::new(),
             failures: HashMap::new(),
             bootstraps: HashMap::new(),
+            refreshes: HashMap::new(),
             metrics,
         }
     }
@@ -143,6 +145,30 @@ impl Peers {
                 let _ = reply.send(Err(crate::error::Error::NoKnownPeers));
             }
         }
+    }
+
+    /// Starts a lookup of the node's own id whose end answers `reply` with
+    /// the routing table's size (0 when no peer is known).
+    pub(super) fn refresh(&mut self, kad: &mut Kad, local: PeerId, reply: Reply<usize>) {
+        if routing_peers(kad).is_empty() {
+            let _ = reply.send(Ok(0));
+            return;
+        }
+        let id = kad.get_closest_peers(local);
+        self.refreshes.entry(id).or_default().push(reply);
+    }
+
+    /// A closest-peers query ended: if it was a refresh, answers it and
+    /// returns true.
+    pub(super) fn on_refresh(&mut self, kad: &mut Kad, id: QueryId) -> bool {
+        let Some(replies) = self.refreshes.remove(&id) else {
+            return false;
+        };
+        let n = routing_peers(kad).len();
+        for reply in replies {
+            let _ = reply.send(Ok(n));
+        }
+        true
     }
 
     /// A bootstrap query progressed; `last` is Kademlia's `step.last`.

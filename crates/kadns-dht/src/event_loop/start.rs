@@ -6,11 +6,10 @@ use std::sync::Arc;
 use futures::StreamExt;
 use libp2p::Multiaddr;
 use libp2p::core::transport::ListenerId;
-use libp2p::kad;
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
 
-use super::{EventLoop, is_ip, peer_of};
+use super::{EventLoop, is_ip, peer_of, routing_peers};
 use crate::config::Config;
 use crate::error::Error;
 
@@ -101,8 +100,16 @@ impl EventLoop {
                 tracing::debug!(%peer, error = %e, "dial failed");
             }
         }
-        if let Err(kad::NoKnownPeers()) = self.swarm.behaviour_mut().kad.bootstrap() {
+        // The join lookup: our own id, which fills the nearest buckets and
+        // makes us known to our closest peers. libp2p's automatic bootstrap
+        // (run when a peer enters a routing table of fewer than k) then walks
+        // the farther buckets once, with a table already this full; an
+        // explicit `bootstrap()` here would make that two walks per start.
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        if routing_peers(kad).is_empty() {
             tracing::debug!("no known peers: starting alone");
+        } else {
+            kad.get_closest_peers(local);
         }
         Ok(())
     }

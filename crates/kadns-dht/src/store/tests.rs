@@ -289,3 +289,74 @@ fn closeness_refuses_far_keys_from_peers_but_not_own_puts() {
     assert!(s.put(record(&b.dht_key(), b.as_bytes().to_vec())).is_err());
     assert_eq!(s.metrics.refusals_for("not_closest"), far + 1);
 }
+
+#[test]
+#[tracing_test::traced_test]
+fn quota_refusals_warn_once_per_interval_and_validation_refusals_do_not() {
+    let now = unix_now();
+    let first = bundle(1, "www", 1, now + 3600, 1);
+    let per_record = crate::budget::cost(first.as_bytes().len());
+    let mut s = limited(SledStorage::temporary().unwrap(), per_record, 10);
+    s.offer(&first.dht_key(), first.as_bytes(), now, None)
+        .unwrap();
+    for seed in 2..52u8 {
+        let b = bundle(seed, "www", 1, now + 3600, 1);
+        assert!(s.offer(&b.dht_key(), b.as_bytes(), now, None).is_err());
+    }
+    // A stale version: routine, not warned.
+    let stale = bundle(1, "www", 0, now + 3600, 1);
+    assert!(
+        s.offer(&first.dht_key(), stale.as_bytes(), now, None)
+            .is_err()
+    );
+    assert_eq!(s.metrics.refusals_for("budget_bytes"), 50);
+    assert_eq!(s.metrics.refusals_for("older"), 1);
+    logs_assert(|lines: &[&str]| {
+        let warned: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.contains("WARN") && l.contains("record refused"))
+            .collect();
+        match warned.as_slice() {
+            [line] if line.contains("budget_bytes") && line.contains("suppressed=0") => Ok(()),
+            other => Err(format!("expected one budget_bytes warning, got {other:?}")),
+        }
+    });
+}
+
+#[test]
+fn a_full_budget_refuses_new_keys_before_checking_signatures() {
+    let now = unix_now();
+    let first = bundle(1, "www", 1, now + 3600, 1);
+    let per_record = crate::budget::cost(first.as_bytes().len());
+    let mut s = limited(SledStorage::temporary().unwrap(), per_record, 10);
+    // With room, a forged record is refused for its signature.
+    let mut forged = bundle(2, "www", 1, now + 3600, 1).into_bytes();
+    let at = forged.len() - 64;
+    forged[at] ^= 1;
+    let forged_key = bundle(2, "www", 1, now + 3600, 1).dht_key();
+    assert_eq!(
+        s.offer(&forged_key, &forged, now, None)
+            .unwrap_err()
+            .reason(),
+        "bad_signature"
+    );
+    s.offer(&first.dht_key(), first.as_bytes(), now, None)
+        .unwrap();
+    // Full: the same forged record is refused by the budget, unverified...
+    assert_eq!(
+        s.offer(&forged_key, &forged, now, None)
+            .unwrap_err()
+            .reason(),
+        "budget_bytes"
+    );
+    // ...while the held key is still checked in full.
+    let mut forged_update = bundle(1, "www", 2, now + 3600, 1).into_bytes();
+    let at = forged_update.len() - 64;
+    forged_update[at] ^= 1;
+    assert_eq!(
+        s.offer(&first.dht_key(), &forged_update, now, None)
+            .unwrap_err()
+            .reason(),
+        "bad_signature"
+    );
+}

@@ -9,4 +9,5 @@ mod hostile;
 mod put_get;
 mod replication;
 mod restart;
+mod storage;
 mod survivors;

@@ -34,6 +34,7 @@ pub use crate::forwarded::Forwarded;
 use crate::metrics::Metrics;
 use crate::route::{ForwardTable, SharedRouter};
 use crate::saved_upstreams::SavedUpstreams;
+use crate::transports::Transports;
 use crate::upstreams;
 use client::ClientKey;
 use coalesce::Flight;
@@ -49,6 +50,8 @@ const EDNS_PAYLOAD: u16 = 1232;
 #[derive(Debug)]
 pub(crate) struct Forwarder {
     servers: Vec<SocketAddr>,
+    /// Which of them are DoT or DoH upstreams, and their clients.
+    transports: Transports,
     domains: ForwardTable,
     /// Which names are kadns names: what scrubbing strips (swapped on reload).
     kadns: SharedRouter,
@@ -102,8 +105,10 @@ impl Forwarder {
             domains.push((name, list.clone()));
         }
         let cache = &config.forward_cache;
+        let transports = Transports::new(&upstream.servers, upstream.ca.as_deref())?;
         Ok(Self {
             servers,
+            transports,
             domains: ForwardTable::new(domains),
             kadns,
             attempt_timeout: Duration::from_millis(upstream.attempt_timeout_ms),

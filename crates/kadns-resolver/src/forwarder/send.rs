@@ -12,7 +12,6 @@ use tokio::time::{Instant, timeout};
 use super::markers::LOOP_MARKER_OPTION;
 use super::{EDNS_PAYLOAD, Forwarder};
 use crate::error::ForwardError;
-use crate::exchange::exchange;
 
 impl Forwarder {
     /// The shared path: loop marker, 0x20 case randomization, failover (a
@@ -57,7 +56,7 @@ impl Forwarder {
 
     /// Tries each server in order until one answers with something other than
     /// SERVFAIL or REFUSED, within the per-server and the total bound. Each
-    /// attempt goes out under a fresh random id (and, in [`exchange`], from
+    /// attempt goes out under a fresh random id (and, in `exchange::exchange`, from
     /// a fresh socket and so a fresh source port).
     async fn failover(
         &self,
@@ -81,7 +80,7 @@ impl Forwarder {
             })?;
             let bound = self.attempt_timeout.min(left);
             self.metrics.upstream_queries.inc();
-            match timeout(bound, exchange(*server, query, &bytes)).await {
+            match timeout(bound, self.transports.exchange(*server, query, &bytes)).await {
                 Ok(Ok(response)) => match response.metadata.response_code {
                     ResponseCode::ServFail | ResponseCode::Refused => {
                         tracing::debug!(%server, rcode = %response.metadata.response_code, "trying the next upstream");

@@ -81,7 +81,7 @@ fn a_query(name: &str) -> Message {
 async fn identical_queries_share_one_exchange_then_hit_the_cache() {
     let (addr, count, task) = slow_upstream(Duration::from_millis(200)).await;
     let config = UpstreamConfig {
-        servers: vec![addr],
+        servers: vec![addr.into()],
         ..UpstreamConfig::default()
     };
     let metrics = Arc::new(Metrics::new());
@@ -124,7 +124,7 @@ async fn stale_when_the_upstream_is_gone() {
     let (addr, _count, task) = slow_upstream(Duration::ZERO).await;
     let config = Config {
         upstream: UpstreamConfig {
-            servers: vec![addr],
+            servers: vec![addr.into()],
             attempt_timeout_ms: 200,
             total_timeout_ms: 300,
             ..UpstreamConfig::default()
@@ -197,7 +197,7 @@ fn configured_self_is_refused_and_resolv_conf_self_skipped() {
     };
     let forwarder = new_forwarder(&config, &own, metrics.clone()).unwrap();
     assert_eq!(forwarder.servers(), [addr("192.0.2.1:53")]);
-    config.servers = vec![addr("192.0.2.2:53"), addr("127.0.0.1:53")];
+    config.servers = vec![addr("192.0.2.2:53").into(), addr("127.0.0.1:53").into()];
     assert!(matches!(
         new_forwarder(&config, &own, metrics.clone()),
         Err(Error::UpstreamIsSelf { addr }) if addr == own[0]
@@ -216,7 +216,7 @@ fn configured_self_is_refused_and_resolv_conf_self_skipped() {
 async fn a_flooding_client_leaves_slots_for_another() {
     let (addr, _count, task) = slow_upstream(Duration::ZERO).await;
     let config = UpstreamConfig {
-        servers: vec![addr],
+        servers: vec![addr.into()],
         max_in_flight: 8,
         attempt_timeout_ms: 3_000,
         total_timeout_ms: 3_000,
@@ -271,7 +271,7 @@ async fn a_flooding_client_leaves_slots_for_another() {
 async fn waiters_on_one_flight_are_bounded_per_client() {
     let (addr, count, task) = slow_upstream(Duration::ZERO).await;
     let config = UpstreamConfig {
-        servers: vec![addr],
+        servers: vec![addr.into()],
         max_waiters: 3,
         attempt_timeout_ms: 1_000,
         total_timeout_ms: 1_000,

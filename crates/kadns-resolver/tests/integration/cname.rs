@@ -139,7 +139,7 @@ async fn a_cname_leaving_kadns_is_followed_upstream() -> TestResult {
     let source = MemorySource::new();
     source.put(&signed(&key, "ext", 1, cname(name("www.example.com."))));
     let mut config = config(&[("example.kad", &key)]);
-    config.upstream.servers = vec![server.addr];
+    config.upstream.servers = vec![server.addr.into()];
     let resolver = resolver(config, &source);
     let answer = tokio::time::timeout(
         TEST_BOUND,

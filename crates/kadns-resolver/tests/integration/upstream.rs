@@ -22,7 +22,7 @@ fn upstream_config(
     total_ms: u64,
 ) -> kadns_resolver::Config {
     let mut config = config(&[]);
-    config.upstream.servers = servers.to_vec();
+    config.upstream.servers = servers.iter().map(|s| (*s).into()).collect();
     config.upstream.attempt_timeout_ms = attempt_ms;
     config.upstream.total_timeout_ms = total_ms;
     config

@@ -85,7 +85,7 @@ const SHARDS: usize = 16;
 const ENTRY_OVERHEAD: usize = 96;
 
 /// Default byte budget (`StubConfig::answer_cache_bytes`).
-pub const DEFAULT_BYTES: usize = 16 << 20;
+pub const DEFAULT_BYTES: usize = 4 << 20;
 
 /// A bounded, sharded cache of rendered responses. See the [module
 /// docs](self).

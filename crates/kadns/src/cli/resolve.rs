@@ -82,7 +82,7 @@ async fn lookup(
     let mut config = Config::default();
     config.trust_anchors.extend(anchors);
     if !upstream.is_empty() {
-        config.upstream.servers = upstream;
+        config.upstream.servers = upstream.into_iter().map(Into::into).collect();
     }
     config.dht.timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     let resolver = Resolver::builder(config, node.handle()).build()?;

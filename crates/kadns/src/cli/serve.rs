@@ -19,6 +19,20 @@ pub(crate) struct ServeArgs {
     /// DNS address to answer on, UDP and TCP [default: 127.0.0.1:53].
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
+    /// DNS-over-TLS address to answer on (RFC 7858; repeatable), e.g.
+    /// 127.0.0.1:853. Needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR:PORT")]
+    dot_listen: Vec<SocketAddr>,
+    /// DNS-over-HTTPS address to answer on (RFC 8484, https://ADDR:PORT/dns-query;
+    /// repeatable), e.g. 127.0.0.1:443. Needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR:PORT")]
+    doh_listen: Vec<SocketAddr>,
+    /// PEM certificate chain (leaf first) of the DoT and DoH listeners.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// Client network allowed to query, e.g. 192.168.1.0/24 (repeatable). Replaces
     /// the configured list (loopback only by default): add 127.0.0.0/8 to keep
     /// answering this machine.
@@ -39,9 +53,16 @@ pub(crate) struct ServeArgs {
     /// [default: $XDG_DATA_HOME/kadns].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Upstream DNS server for names outside kadns [default: the nameservers of /etc/resolv.conf].
-    #[arg(long, value_name = "ADDR:PORT")]
-    upstream: Vec<SocketAddr>,
+    /// Upstream DNS server for names outside kadns (repeatable, tried in order):
+    /// IP:PORT, tls://IP[:PORT][#NAME] (DNS over TLS) or
+    /// https://IP[:PORT][/PATH][#NAME] (DNS over HTTPS); NAME is the name the
+    /// server's certificate must carry [default: the nameservers of /etc/resolv.conf].
+    #[arg(long, value_name = "UPSTREAM")]
+    upstream: Vec<kadns_resolver::Upstream>,
+    /// PEM file of CA certificates trusted for DoT and DoH upstreams, besides the
+    /// system's trust store.
+    #[arg(long, value_name = "FILE")]
+    upstream_ca: Option<PathBuf>,
     /// Trust anchor: the zone key ZONEID answers for NAME and below (e.g. example.kad=<zone id>).
     #[arg(long, value_name = "NAME=ZONEID", value_parser = parse_anchor)]
     anchor: Vec<(String, String)>,
@@ -101,6 +122,18 @@ impl ServeArgs {
         if !self.listen.is_empty() {
             config.dns.listen = self.listen;
         }
+        if !self.dot_listen.is_empty() {
+            config.dns.dot_listen = self.dot_listen;
+        }
+        if !self.doh_listen.is_empty() {
+            config.dns.doh_listen = self.doh_listen;
+        }
+        if self.tls_cert.is_some() {
+            config.dns.tls_cert = self.tls_cert;
+        }
+        if self.tls_key.is_some() {
+            config.dns.tls_key = self.tls_key;
+        }
         if !self.allow.is_empty() {
             config.dns.allow = self.allow;
         }
@@ -119,6 +152,9 @@ impl ServeArgs {
         }
         if !self.upstream.is_empty() {
             config.resolver.upstream.servers = self.upstream;
+        }
+        if self.upstream_ca.is_some() {
+            config.resolver.upstream.ca = self.upstream_ca;
         }
         config.resolver.trust_anchors.extend(self.anchor);
         for (domain, addr) in self.forward {
@@ -182,7 +218,8 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// One line per address, in a stable format scripts can read:
 /// `p2p <multiaddr>/p2p/<peer id>`, `metrics http <addr>` (if configured),
-/// `dns udp <addr>`, `dns tcp <addr>`.
+/// `dns tls <addr>` and `dns https <addr>` (if configured), `dns udp <addr>`,
+/// `dns tcp <addr>`. The `dns tcp` lines stay last, so a reader can stop there.
 pub(crate) async fn print_addresses(service: &Service) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let p2p = service.p2p_addrs().await;
@@ -194,6 +231,12 @@ pub(crate) async fn print_addresses(service: &Service) -> anyhow::Result<()> {
     }
     if let Some(addr) = service.metrics_addr() {
         writeln!(out, "metrics http {addr}")?;
+    }
+    for addr in service.stub().dot_addrs() {
+        writeln!(out, "dns tls {addr}")?;
+    }
+    for addr in service.stub().doh_addrs() {
+        writeln!(out, "dns https {addr}")?;
     }
     for addr in service.stub().udp_addrs() {
         writeln!(out, "dns udp {addr}")?;

@@ -12,6 +12,10 @@
 //! - [`tcp`]: an accept loop that takes a [`conn_limit::Slot`] for every
 //!   connection, and [`tcp::serve_stream`], which serves one length-prefixed
 //!   stream (TCP, or DoT over TLS) with pipelining and an idle timeout.
+//! - `dot`: DNS over TLS (RFC 7858), a TLS handshake bounded in time, then
+//!   [`tcp::serve_stream`] over the TLS stream, under the same slots as TCP.
+//! - `doh_server`: DNS over HTTPS (RFC 8484), hyper's HTTP/2 and HTTP/1.1
+//!   server over TLS, requests checked by `doh`, under the same slots.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,10 +26,9 @@ pub mod tcp;
 pub mod udp;
 mod wire;
 
-// The DoH request/response functions are called by the DoH listener, which
-// is not written yet.
-#[allow(dead_code)]
 pub(crate) mod doh;
+pub(crate) mod doh_server;
+pub(crate) mod dot;
 pub(crate) mod tls_config;
 
 /// How a query reached the stub.

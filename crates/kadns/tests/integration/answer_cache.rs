@@ -98,7 +98,7 @@ async fn fixture(
     config
         .trust_anchors
         .insert("example.kad".into(), zone.zone_id().to_string());
-    config.upstream.servers = vec![upstream.addr()];
+    config.upstream.servers = vec![upstream.addr().into()];
     config.upstream.resolv_conf = None;
     let mut stub_config = StubConfig::default();
     stub_config.listen = vec!["127.0.0.1:0".parse()?];

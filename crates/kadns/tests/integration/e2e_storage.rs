@@ -171,6 +171,13 @@ async fn a_flood_of_fresh_keys_stays_within_the_budget_and_the_held_zone_resolve
 
         // And a second flood, once full, is refused at once and changes nothing.
         let again = flood(&target, 2_000, 2).await?;
+        eprintln!(
+            "second flood, budget full: {} sent in {:.1?} ({:.0}/s), refused {:?}",
+            again.sent,
+            again.elapsed,
+            again.sent as f64 / again.elapsed.as_secs_f64(),
+            again.refused
+        );
         assert_eq!(again.stored, 0, "{again:?}");
         assert_eq!(again.refused_total(), 2_000, "{again:?}");
         terminate(node).await?;

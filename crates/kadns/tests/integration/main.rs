@@ -4,6 +4,7 @@ mod answer_cache;
 mod e2e_churn;
 mod e2e_deadline;
 mod e2e_demo;
+mod e2e_encrypted;
 mod e2e_flags;
 mod e2e_forward;
 mod e2e_glibc;

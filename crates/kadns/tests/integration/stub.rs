@@ -86,7 +86,7 @@ async fn fixture_with(stub_config: StubConfig) -> TestResult<Fixture> {
     config
         .trust_anchors
         .insert("example.kad".into(), zone.zone_id().to_string());
-    config.upstream.servers = vec![upstream.addr()];
+    config.upstream.servers = vec![upstream.addr().into()];
     config.upstream.resolv_conf = None;
     let resolver = Resolver::builder(config, source).build()?;
     let stub = Stub::bind(&stub_config, resolver).await?;

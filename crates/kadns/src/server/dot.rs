@@ -1,0 +1,99 @@
+//! DNS over TLS (RFC 7858): a TCP accept loop whose connections take a
+//! [`Slot`](super::conn_limit::Slot) from the same table as plain TCP, a TLS
+//! handshake bounded in time, then the very same length-prefixed stream
+//! serving as TCP ([`tcp::serve_stream`]) over the TLS stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::conn_limit::ConnectionSlots;
+use super::tcp::{self, StreamLimits, TcpSettings};
+use super::{Answerer, QueryContext, Transport, can_reply_to};
+
+/// Time a client has, from the TCP accept, to finish the TLS handshake.
+/// The connection holds an idle slot meanwhile, so it is also the first one
+/// evicted when the caps are reached.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accepts DoT connections until `shutdown`: each takes a slot from `slots`
+/// (shared with TCP), completes the TLS handshake within `handshake`, and
+/// is served by [`tcp::serve_stream`] with [`Transport::Tls`].
+pub(crate) async fn accept_loop<A: Answerer>(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    answerer: Arc<A>,
+    slots: ConnectionSlots,
+    settings: TcpSettings,
+    handshake: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let (stream, client) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "cannot accept a DoT connection");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        };
+        if !can_reply_to(client) {
+            continue;
+        }
+        let slot = match slots.acquire(client.ip()) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                debug!(%client, %refused, "DoT connection refused");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let answerer = answerer.clone();
+        connections.spawn(async move {
+            let tls = tokio::select! {
+                tls = timeout(handshake, acceptor.accept(stream)) => tls,
+                () = slot.evicted() => {
+                    debug!(%client, "evicted during the TLS handshake");
+                    return;
+                }
+            };
+            let tls = match tls {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    debug!(%client, %error, "DoT handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%client, ?handshake, "DoT handshake timed out");
+                    return;
+                }
+            };
+            let ctx = QueryContext {
+                client,
+                transport: Transport::Tls,
+            };
+            let limits = StreamLimits {
+                idle_timeout: settings.idle_timeout,
+                max_in_flight: settings.max_in_flight,
+                slot,
+            };
+            tcp::serve_stream(tls, ctx, answerer, limits).await;
+        });
+    }
+    connections.shutdown().await;
+}
