@@ -463,6 +463,10 @@ impl<S: BundleSource> StubHandler<S> {
 }
 
 impl<S: BundleSource> Answerer for StubHandler<S> {
+    fn answer_now(&self, query: &[u8], ctx: QueryContext, out: &mut Vec<u8>) -> bool {
+        self.answer_from_cache(query, ctx, out)
+    }
+
     async fn answer(&self, query: &[u8], ctx: QueryContext, out: &mut Vec<u8>) -> Disposition {
         out.clear();
         let allowed = self.allowed(ctx.client.ip());

@@ -104,6 +104,17 @@ pub trait Answerer: Send + Sync + 'static {
         ctx: QueryContext,
         out: &mut Vec<u8>,
     ) -> impl Future<Output = Disposition> + Send;
+
+    /// Answers `query` at once, without waiting on anything, if it can
+    /// (an answer cache hit): true when `out` then holds the whole reply,
+    /// under the same contract as [`answer`](Self::answer). A listener calls
+    /// it first and sets up the asynchronous answer only when it returns
+    /// false, so the hot path costs no task, future or copy. The default
+    /// answers nothing at once.
+    fn answer_now(&self, query: &[u8], ctx: QueryContext, out: &mut Vec<u8>) -> bool {
+        let _ = (query, ctx, out);
+        false
+    }
 }
 
 /// Whether a reply to `src` can be sent at all: not to port 0, nor to an

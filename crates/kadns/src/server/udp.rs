@@ -5,7 +5,9 @@
 //! A worker keeps up to `max_in_flight` queries in flight at once (a slow
 //! lookup does not hold up cached answers behind it), and reuses its buffers:
 //! one receive buffer, and a pool of query and response `Vec`s that come
-//! back to it after each answer.
+//! back to it after each answer. A query the answerer can answer at once
+//! (an answer cache hit, [`Answerer::answer_now`]) is answered inline,
+//! straight from the receive buffer.
 
 use std::io;
 use std::net::SocketAddr;
@@ -86,13 +88,21 @@ pub(crate) async fn worker<A: Answerer>(
                     debug!(%client, "a datagram from an address no reply can go to: dropped");
                     continue;
                 }
-                let (mut query, out) = pool.pop().unwrap_or_default();
+                let (mut query, mut out) = pool.pop().unwrap_or_default();
+                let ctx = QueryContext { client, transport: Transport::Udp };
+                // A cache hit is answered here: no future, no copy of the query.
+                if shared.answerer.answer_now(&receive[..len], ctx, &mut out) {
+                    send(&socket, &shared, client, &mut out).await;
+                    if pool.len() < max_in_flight {
+                        pool.push((query, out));
+                    }
+                    continue;
+                }
                 query.clear();
                 query.extend_from_slice(&receive[..len]);
                 let answerer = shared.answerer.clone();
                 in_flight.push(async move {
                     let mut out = out;
-                    let ctx = QueryContext { client, transport: Transport::Udp };
                     let disposition = answerer.answer(&query, ctx, &mut out).await;
                     (disposition, client, query, out)
                 });

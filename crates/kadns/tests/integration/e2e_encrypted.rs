@@ -147,6 +147,7 @@ async fn run() -> TestResult {
     }
 
     http_statuses(doh, &certs).await?;
+    concurrent_streams(doh, &certs).await?;
     handshake_timeout(dot).await?;
     handshake_timeout(doh).await?;
     terminate(stub).await?;
@@ -322,6 +323,62 @@ async fn http_statuses(doh: SocketAddr, certs: &TestCerts) -> TestResult {
             assert_eq!(status, want, "{what}: {body:?}");
         }
     }
+    Ok(())
+}
+
+/// Many requests at once on one HTTP/2 connection (more than the stream
+/// cap, 16, so some wait for a free stream): every one answered, each with
+/// its own id.
+async fn concurrent_streams(doh: SocketAddr, certs: &TestCerts) -> TestResult {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&certs.ca)? {
+        roots.add(cert?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(doh).await?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(TEST_SERVER_NAME)?, tcp)
+        .await?;
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await?;
+    tokio::spawn(conn);
+    let mut requests = tokio::task::JoinSet::new();
+    for id in 1..=40u16 {
+        let mut send = send.clone();
+        let mut query = Message::query();
+        query.metadata.id = id;
+        let name = if id % 2 == 0 {
+            "www.enc.kad."
+        } else {
+            "outside.example."
+        };
+        query.add_query(Query::query(Name::from_ascii(name)?, RecordType::A));
+        let body = query.to_vec()?;
+        let request = request(true, "POST", "/dns-query")?
+            .header(header::CONTENT_TYPE, "application/dns-message")
+            .body(Full::new(Bytes::from(body)))?;
+        requests.spawn(async move {
+            send.ready().await?;
+            let response = send.send_request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            TestResult::Ok((id, status, Message::from_vec(&body)?))
+        });
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(done) = requests.join_next().await {
+        let (id, status, response) = done??;
+        assert_eq!(status, StatusCode::OK, "id {id}");
+        assert_eq!(response.metadata.id, id);
+        assert!(!response.answers.is_empty(), "id {id}: {response:?}");
+        seen.insert(id);
+    }
+    assert_eq!(seen.len(), 40);
     Ok(())
 }
 
