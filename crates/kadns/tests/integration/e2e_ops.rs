@@ -177,9 +177,10 @@ async fn status_and_flush() -> TestResult {
         misses + 1,
         "the flushed name missed the bundle cache: {after}"
     );
-    assert_eq!(
-        number(&after, &["cache", "answer_misses"]),
-        answer_misses + 1,
+    // (How many misses one query counts is the answer cache's business: since
+    // UDP workers probe it inline first, one query can count more than one.)
+    assert!(
+        number(&after, &["cache", "answer_misses"]) > answer_misses,
         "and the answer cache: {after}"
     );
     // Flushing everything empties both caches.
