@@ -165,7 +165,7 @@ impl<S: BundleSource> Stub<S> {
             for &addr in &config.dot_listen {
                 let (listener, local) = bind_stream("TLS", addr).await?;
                 info!("listening for DoT on {local}");
-                tasks.spawn(dot::accept_loop(
+                tasks.spawn(ended.watched(dot::accept_loop(
                     listener,
                     acceptor.clone(),
                     handler.clone(),
@@ -173,7 +173,7 @@ impl<S: BundleSource> Stub<S> {
                     settings,
                     dot::HANDSHAKE_TIMEOUT,
                     shutdown.clone(),
-                ));
+                )));
                 dot.push(local);
             }
             let shared = Arc::new(DohShared {
@@ -186,11 +186,11 @@ impl<S: BundleSource> Stub<S> {
             for &addr in &config.doh_listen {
                 let (listener, local) = bind_stream("HTTPS", addr).await?;
                 info!("listening for DoH on {local}");
-                tasks.spawn(doh_server::accept_loop(
+                tasks.spawn(ended.watched(doh_server::accept_loop(
                     listener,
                     shared.clone(),
                     slots.clone(),
-                ));
+                )));
                 doh.push(local);
             }
         }

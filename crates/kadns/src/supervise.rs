@@ -14,7 +14,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 pub enum Part {
     /// The DHT node's event loop.
     EventLoop,
-    /// A DNS listener task (UDP worker or TCP accept loop).
+    /// A DNS listener task (UDP worker, TCP, DoT or DoH accept loop).
     DnsListener,
     /// A `[[publish]]` keep-alive publisher.
     Publisher,

@@ -1,6 +1,7 @@
 //! `kadns status`, `kadns reload` and `kadns cache flush`: requests to a
 //! running node through its control socket.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,8 +17,9 @@ const TIMEOUT: Duration = Duration::from_secs(70);
 /// Which node to talk to.
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
-    /// The node's data directory, where its control socket is
-    /// [default: data_dir of --config, else $XDG_DATA_HOME/kadns].
+    /// The node's data directory, where its control socket is [default:
+    /// data_dir of --config, else $XDG_DATA_HOME/kadns, else /var/lib/kadns
+    /// if only the service's node runs].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// The node's configuration file, to find its data directory.
@@ -30,7 +32,7 @@ impl NodeArgs {
         let data_dir = match (&self.data_dir, &self.config) {
             (Some(dir), _) => dir.clone(),
             (None, Some(file)) => kadns::ServeConfig::from_file(file)?.data_dir(),
-            (None, None) => kadns::default_data_dir(),
+            (None, None) => default_node_dir(),
         };
         let path = kadns::control::socket_path(&data_dir);
         let response = kadns::control::request(&path, request, TIMEOUT)?;
@@ -43,6 +45,22 @@ impl NodeArgs {
         Ok(response)
     }
 }
+
+/// The data directory of this user's node, or else the service's
+/// (`dist/kadns.service` keeps it in `/var/lib/kadns`) if that one has a
+/// control socket and this user's has none.
+fn default_node_dir() -> PathBuf {
+    let own = kadns::default_data_dir();
+    let service = PathBuf::from(SERVICE_DATA_DIR);
+    let has_socket = |dir: &std::path::Path| kadns::control::socket_path(dir).exists();
+    if !has_socket(&own) && has_socket(&service) {
+        return service;
+    }
+    own
+}
+
+/// Where `dist/kadns.service` keeps the node's data.
+const SERVICE_DATA_DIR: &str = "/var/lib/kadns";
 
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
@@ -72,13 +90,15 @@ pub(crate) enum CacheCommand {
 
 pub(crate) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let result = args.node.call(&Request::Status)?.result.unwrap_or_default();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&result)?)
     } else {
         let status: Status =
             serde_json::from_value(result).context("the node's status does not parse")?;
-        print!("{status}");
-    }
+        status.to_string()
+    };
+    // A closed pipe (`kadns status | head`) is not an error worth a panic.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -46,7 +46,7 @@ pub struct DhtStatus {
     /// Records this node stores for the network.
     pub records_stored: i64,
     /// Bytes of the node's data directory on disk (records, peers, seen
-    /// sequences, persisted cache).
+    /// sequences, persisted cache, the storage reserve file).
     pub bytes_on_disk: u64,
 }
 

@@ -53,7 +53,10 @@ async fn status_json(data_dir: &Path) -> TestResult<serde_json::Value> {
 fn number(status: &serde_json::Value, path: &[&str]) -> u64 {
     let mut value = status;
     for key in path {
-        value = &value[*key];
+        value = match key.parse::<usize>() {
+            Ok(index) => &value[index],
+            Err(_) => &value[*key],
+        };
     }
     value
         .as_u64()
@@ -103,6 +106,10 @@ async fn status_and_flush() -> TestResult {
         let out = crate::e2e_support::dig(stub, vec!["www.test.kad".into(), "A".into()]).await?;
         assert_eq!(addresses(&out)?, www(), "{out}");
     }
+    // The zone-id form under the split-DNS suffix answers the same records.
+    let suffixed = format!("www.{zone_id}.kadns");
+    let out = crate::e2e_support::dig(stub, vec![suffixed, "A".into()]).await?;
+    assert_eq!(addresses(&out)?, www(), "{out}");
     let outside = client::ask(stub, "outside.example.", RecordType::A).await?;
     assert_eq!(outside.answers.len(), 1);
 
@@ -170,9 +177,10 @@ async fn status_and_flush() -> TestResult {
         misses + 1,
         "the flushed name missed the bundle cache: {after}"
     );
-    assert_eq!(
-        number(&after, &["cache", "answer_misses"]),
-        answer_misses + 1,
+    // (How many misses one query counts is the answer cache's business: since
+    // UDP workers probe it inline first, one query can count more than one.)
+    assert!(
+        number(&after, &["cache", "answer_misses"]) > answer_misses,
         "and the answer cache: {after}"
     );
     // Flushing everything empties both caches.
@@ -262,11 +270,44 @@ async fn reload() -> TestResult {
     let errors = status["recent_errors"].to_string();
     assert!(errors.contains("reload failed"), "{errors}");
 
+    // [[publish]] through a reload: a key that cannot be opened is refused
+    // with its path; the real one starts keeping the zone alive, and an
+    // edit of the zone file is published by the node.
+    let missing = dir.path().join("missing.key");
+    let publish_missing = format!(
+        "[[publish]]\nkey = \"{}\"\nzone = \"{}\"\n",
+        missing.display(),
+        dir.path().join("test.zone").display()
+    );
+    write_config(&config, Some(&zone_id), &publish_missing)?;
+    let refused = ctl(&data, &["reload"]).await?;
+    refused.assert_error(&["missing.key"]);
+    let zone_file = dir.path().join("test.zone");
+    std::fs::write(&zone_file, format!("{ZONE}new IN A 192.0.2.20\n"))?;
+    let publish_entry = format!(
+        "[[publish]]\nkey = \"{}\"\nzone = \"{}\"\n",
+        dir.path().join("zone.key").display(),
+        zone_file.display()
+    );
+    write_config(&config, Some(&zone_id), &publish_entry)?;
+    let started = ctl(&data, &["reload"]).await?;
+    assert!(started.success, "{started:?}");
+    assert!(started.stdout.contains("1 started"), "{}", started.stdout);
+    let new: std::collections::BTreeSet<String> = ["192.0.2.20".to_owned()].into();
+    dig_until(stub, &["new.test.kad", "A"], ANSWER_WITHIN, |out| {
+        addresses(out).is_ok_and(|a| a == new)
+    })
+    .await?;
+    let status = status_json(&data).await?;
+    assert_eq!(status["zones"][0]["zone"], zone_id.as_str(), "{status}");
+    assert!(number(&status, &["zones", "0", "rounds"]) >= 1, "{status}");
+
     // A good file again, through `kadns reload`: reported as applied.
     write_config(&config, None, "")?;
     let good = ctl(&data, &["reload"]).await?;
     assert!(good.success, "{good:?}");
     assert!(good.stdout.contains("trust anchors"), "{}", good.stdout);
+    assert!(good.stdout.contains("1 stopped"), "{}", good.stdout);
     let stub_node = nodes.pop().ok_or("no stub")?;
     terminate(stub_node).await?;
     Ok(())
