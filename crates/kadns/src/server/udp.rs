@@ -29,6 +29,9 @@ use crate::metrics::StubMetrics;
 /// Largest UDP datagram.
 const MAX_DATAGRAM: usize = 65_535;
 
+/// Datagrams read in one go once the socket is readable.
+const BURST: usize = 64;
+
 /// Binds one UDP socket at `addr` with `SO_REUSEPORT` (so that more can
 /// join it at the same port), non-blocking, for tokio.
 pub(crate) fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -77,35 +80,47 @@ pub(crate) async fn worker<A: Answerer>(
                 }
             }
             received = socket.recv_from(&mut receive), if in_flight.len() < max_in_flight => {
-                let (len, client) = match received {
-                    Ok(received) => received,
-                    Err(error) => {
-                        debug!(%error, "UDP receive failed");
-                        continue;
+                let mut next = Some(received);
+                let mut taken = 0;
+                while let Some(received) = next.take() {
+                    taken += 1;
+                    match received {
+                        Err(error) => debug!(%error, "UDP receive failed"),
+                        Ok((_, client)) if !can_reply_to(client) => {
+                            debug!(%client, "a datagram from an address no reply can go to: dropped");
+                        }
+                        Ok((len, client)) => {
+                            let (mut query, mut out) = pool.pop().unwrap_or_default();
+                            let ctx = QueryContext { client, transport: Transport::Udp };
+                            // A cache hit is answered here: no future, no copy of the query.
+                            if shared.answerer.answer_now(&receive[..len], ctx, &mut out) {
+                                send(&socket, &shared, client, &mut out).await;
+                                if pool.len() < max_in_flight {
+                                    pool.push((query, out));
+                                }
+                            } else {
+                                query.clear();
+                                query.extend_from_slice(&receive[..len]);
+                                let answerer = shared.answerer.clone();
+                                in_flight.push(async move {
+                                    let mut out = out;
+                                    let disposition =
+                                        answerer.answer_after_miss(&query, ctx, &mut out).await;
+                                    (disposition, client, query, out)
+                                });
+                            }
+                        }
                     }
-                };
-                if !can_reply_to(client) {
-                    debug!(%client, "a datagram from an address no reply can go to: dropped");
-                    continue;
-                }
-                let (mut query, mut out) = pool.pop().unwrap_or_default();
-                let ctx = QueryContext { client, transport: Transport::Udp };
-                // A cache hit is answered here: no future, no copy of the query.
-                if shared.answerer.answer_now(&receive[..len], ctx, &mut out) {
-                    send(&socket, &shared, client, &mut out).await;
-                    if pool.len() < max_in_flight {
-                        pool.push((query, out));
+                    // Datagrams already queued are read without another
+                    // trip through the select, up to a burst, so that
+                    // finished lookups are still sent promptly.
+                    if taken < BURST && in_flight.len() < max_in_flight {
+                        match socket.try_recv_from(&mut receive) {
+                            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                            other => next = Some(other),
+                        }
                     }
-                    continue;
                 }
-                query.clear();
-                query.extend_from_slice(&receive[..len]);
-                let answerer = shared.answerer.clone();
-                in_flight.push(async move {
-                    let mut out = out;
-                    let disposition = answerer.answer_after_miss(&query, ctx, &mut out).await;
-                    (disposition, client, query, out)
-                });
             }
             () = shutdown.cancelled() => break,
         }
@@ -133,7 +148,15 @@ async fn send<A>(socket: &UdpSocket, shared: &UdpShared<A>, client: SocketAddr, 
             }
         }
     }
-    if let Err(error) = socket.send_to(out, client).await {
+    // A UDP send rarely waits: try it at once, and wait only if the
+    // socket's buffer is full.
+    let sent = match socket.try_send_to(out, client) {
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+            socket.send_to(out, client).await.map(drop)
+        }
+        other => other.map(drop),
+    };
+    if let Err(error) = sent {
         warn!(%client, %error, "cannot send a UDP response");
     }
 }
