@@ -33,7 +33,8 @@ pub const MAX_STORE_STREAMS: usize = 64;
 
 /// How often a connection is pinged.
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
-/// A ping unanswered after this long fails: the event loop closes that
+/// A ping unanswered after this long fails (so does a ping stream whose
+/// negotiation times out): the event loop closes that
 /// connection and counts a failure against the peer (a blackholed peer never
 /// closes its connections itself).
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);

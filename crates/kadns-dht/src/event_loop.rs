@@ -320,11 +320,12 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
-                result: Err(error @ ping::Failure::Timeout),
-            })) => {
+                result: Err(error),
+            })) if !matches!(error, ping::Failure::Unsupported) => {
                 // A connection whose peer stopped answering: close it (a
                 // blackholed peer never closes it), and count the failure
-                // (only a timeout: a peer without ping says `Unsupported`)
+                // (a timeout, or the ping stream's negotiation timing out;
+                // a peer without ping says `Unsupported` and is left alone)
                 // so that a peer that stays silent leaves the routing table.
                 tracing::debug!(%peer, %error, "ping failed; closing the connection");
                 let _ = self.swarm.close_connection(connection);
