@@ -20,16 +20,15 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::conn_limit::{ConnectionSlots, Slot};
 use super::doh::{self, DohError, DohRequest, MAX_DOH_QUERY};
 use super::tcp::TcpSettings;
-use super::{Answerer, Disposition, QueryContext, Transport, can_reply_to};
+use super::{Answerer, Disposition, QueryContext, Transport, accept};
 
 /// How often an open connection checks whether it is idle or evicted.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
@@ -51,37 +50,10 @@ pub(crate) async fn accept_loop<A: Answerer>(
     slots: ConnectionSlots,
 ) {
     let shutdown = shared.shutdown.clone();
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => break,
-        };
-        while connections.try_join_next().is_some() {}
-        let (stream, client) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                warn!(%error, "cannot accept a DoH connection");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                    () = shutdown.cancelled() => break,
-                }
-            }
-        };
-        if !can_reply_to(client) {
-            continue;
-        }
-        let slot = match slots.acquire(client.ip()) {
-            Ok(slot) => slot,
-            Err(refused) => {
-                debug!(%client, %refused, "DoH connection refused");
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        connections.spawn(connection(stream, client, slot, shared.clone()));
-    }
-    connections.shutdown().await;
+    accept::accept_loop(listener, slots, "DoH", shutdown, |stream, client, slot| {
+        connection(stream, client, slot, shared.clone())
+    })
+    .await;
 }
 
 /// What the requests of one connection share with its task: the slot, and

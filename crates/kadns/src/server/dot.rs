@@ -7,15 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::conn_limit::ConnectionSlots;
 use super::tcp::{self, StreamLimits, TcpSettings};
-use super::{Answerer, QueryContext, Transport, can_reply_to};
+use super::{Answerer, QueryContext, Transport, accept};
 
 /// Time a client has, from the TCP accept, to finish the TLS handshake.
 /// The connection holds an idle slot meanwhile, so it is also the first one
@@ -34,37 +33,10 @@ pub(crate) async fn accept_loop<A: Answerer>(
     handshake: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => break,
-        };
-        while connections.try_join_next().is_some() {}
-        let (stream, client) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                warn!(%error, "cannot accept a DoT connection");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                    () = shutdown.cancelled() => break,
-                }
-            }
-        };
-        if !can_reply_to(client) {
-            continue;
-        }
-        let slot = match slots.acquire(client.ip()) {
-            Ok(slot) => slot,
-            Err(refused) => {
-                debug!(%client, %refused, "DoT connection refused");
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    accept::accept_loop(listener, slots, "DoT", shutdown, |stream, client, slot| {
         let acceptor = acceptor.clone();
         let answerer = answerer.clone();
-        connections.spawn(async move {
+        async move {
             let tls = tokio::select! {
                 tls = timeout(handshake, acceptor.accept(stream)) => tls,
                 () = slot.evicted() => {
@@ -93,7 +65,7 @@ pub(crate) async fn accept_loop<A: Answerer>(
                 slot,
             };
             tcp::serve_stream(tls, ctx, answerer, limits).await;
-        });
-    }
-    connections.shutdown().await;
+        }
+    })
+    .await;
 }

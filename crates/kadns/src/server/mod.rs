@@ -20,6 +20,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+mod accept;
 pub mod conn_limit;
 pub mod rrl;
 pub mod tcp;

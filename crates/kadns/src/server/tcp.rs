@@ -10,13 +10,12 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::conn_limit::{ConnectionSlots, Slot};
-use super::{Answerer, Disposition, QueryContext, Transport, can_reply_to};
+use super::{Answerer, Disposition, QueryContext, Transport, accept};
 
 /// Largest DNS message over a stream: what a 16-bit length prefix can say.
 pub const MAX_MESSAGE: usize = 65_535;
@@ -201,36 +200,7 @@ pub(crate) async fn accept_loop<A: Answerer>(
     settings: TcpSettings,
     shutdown: CancellationToken,
 ) {
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => break,
-        };
-        while connections.try_join_next().is_some() {}
-        let (stream, client) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors or memory: give the open
-                // connections time to finish instead of spinning.
-                warn!(%error, "cannot accept a TCP connection");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                    () = shutdown.cancelled() => break,
-                }
-            }
-        };
-        if !can_reply_to(client) {
-            continue;
-        }
-        let slot = match slots.acquire(client.ip()) {
-            Ok(slot) => slot,
-            Err(refused) => {
-                debug!(%client, %refused, "TCP connection refused");
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    accept::accept_loop(listener, slots, "TCP", shutdown, |stream, client, slot| {
         let ctx = QueryContext {
             client,
             transport: Transport::Tcp,
@@ -240,7 +210,7 @@ pub(crate) async fn accept_loop<A: Answerer>(
             max_in_flight: settings.max_in_flight,
             slot,
         };
-        connections.spawn(serve_stream(stream, ctx, answerer.clone(), limits));
-    }
-    connections.shutdown().await;
+        serve_stream(stream, ctx, answerer.clone(), limits)
+    })
+    .await;
 }
