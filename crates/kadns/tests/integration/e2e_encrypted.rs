@@ -347,6 +347,17 @@ async fn concurrent_streams(doh: SocketAddr, certs: &TestCerts) -> TestResult {
     let (send, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await?;
     tokio::spawn(conn);
+    // One exchange first: until the server's SETTINGS (its stream cap) have
+    // arrived, a client may open more streams than the cap, and the server
+    // refuses those (REFUSED_STREAM, which a client may retry); after it,
+    // the client queues what is over the cap, which is what is checked.
+    let mut first = send.clone();
+    first.ready().await?;
+    let encoded = URL_SAFE_NO_PAD.encode(query_bytes("www.enc.kad.")?);
+    let warm_up =
+        request(true, "GET", &format!("/dns-query?dns={encoded}"))?.body(Full::default())?;
+    let status = first.send_request(warm_up).await?.status();
+    assert_eq!(status, StatusCode::OK);
     let mut requests = tokio::task::JoinSet::new();
     for id in 1..=40u16 {
         let mut send = send.clone();

@@ -18,6 +18,7 @@ use crate::e2e_support::{serve, serve_args};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_never_answered_names_does_not_stop_another_client() -> TestResult {
+    let _serial = crate::serial().await;
     timeout(TEST_BOUND, forward_flood()).await?
 }
 
@@ -156,6 +157,7 @@ async fn forward_flood() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_datagrams_on_a_forwards_socket_do_not_end_it() -> TestResult {
+    let _serial = crate::serial().await;
     timeout(TEST_BOUND, junk()).await?
 }
 

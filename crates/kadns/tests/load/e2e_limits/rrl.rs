@@ -17,6 +17,7 @@ use crate::e2e_support::{serve, serve_args};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_answers_near_the_limit_slips_tc_and_spares_another_prefix() -> TestResult {
+    let _serial = crate::serial().await;
     timeout(TEST_BOUND, rate_limit()).await?
 }
 

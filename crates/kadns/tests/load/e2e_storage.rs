@@ -89,6 +89,7 @@ async fn flood(target: &str, n: usize, seed: u64) -> TestResult<FloodReport> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_fresh_keys_stays_within_the_budget_and_the_held_zone_resolves() -> TestResult {
+    let _serial = crate::serial().await;
     tokio::time::timeout(FLOOD_TIMEOUT + Duration::from_secs(120), async {
         let dir = tempfile::tempdir()?;
         let (key, zone_id) = generate_key(dir.path()).await?;
@@ -299,6 +300,7 @@ async fn dht_get(bootstrap: &str, key: DhtKey) -> TestResult<Option<u64>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_on_a_full_disk_starts_serves_refuses_and_recovers() -> TestResult {
+    let _serial = crate::serial().await;
     if !is_root()
         || Command::new("unshare").arg("--help").output().is_err()
         || Command::new("nsenter").arg("--help").output().is_err()

@@ -14,6 +14,7 @@ use crate::e2e_support::{serve, serve_args};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_replaces_the_loopback_default() -> TestResult {
+    let _serial = crate::serial().await;
     timeout(TEST_BOUND, allow()).await?
 }
 

@@ -14,6 +14,7 @@ use crate::e2e_support::{dig as run_dig, serve, serve_args};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_query_is_answered_within_a_second_under_3000_idle_connections() -> TestResult {
+    let _serial = crate::serial().await;
     if !dig::available() {
         eprintln!("dig is not installed: skipping (CI installs it)");
         return Ok(());
