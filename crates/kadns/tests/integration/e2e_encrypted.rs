@@ -319,7 +319,20 @@ async fn http_statuses(doh: SocketAddr, certs: &TestCerts) -> TestResult {
         ];
         for (request, want) in bad {
             let what = format!("h2={h2} {} {}", request.method(), request.uri());
-            let (status, _, body) = https(doh, certs, h2, request).await?;
+            let (status, _, body) = match https(doh, certs, h2, request).await {
+                // Over HTTP/1.1 the stub answers 413 as soon as the body
+                // passes the limit and closes the connection; a client
+                // still writing the rest may see the close first. HTTP/2
+                // (the same request, the loop's next turn) checks the 413.
+                Err(error)
+                    if !h2
+                        && want == StatusCode::PAYLOAD_TOO_LARGE
+                        && format!("{error:?}").contains("BrokenPipe") =>
+                {
+                    continue;
+                }
+                other => other?,
+            };
             assert_eq!(status, want, "{what}: {body:?}");
         }
     }
