@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -64,4 +67,35 @@ pub(crate) async fn accept_loop<F, Fut>(
         connections.spawn(serve(stream, client, slot));
     }
     connections.shutdown().await;
+}
+
+/// The TLS handshake of a DoT or DoH connection, bounded by `limit` and
+/// abandoned if the connection's slot is evicted meanwhile; `None` (logged
+/// at debug, `what` naming the listener) when it does not complete.
+pub(crate) async fn tls_handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    limit: Duration,
+    slot: &Slot,
+    client: SocketAddr,
+    what: &'static str,
+) -> Option<TlsStream<TcpStream>> {
+    let tls = tokio::select! {
+        tls = timeout(limit, acceptor.accept(stream)) => tls,
+        () = slot.evicted() => {
+            debug!(%client, "evicted during the TLS handshake");
+            return None;
+        }
+    };
+    match tls {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(error)) => {
+            debug!(%client, %error, "{what} handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!(%client, ?limit, "{what} handshake timed out");
+            None
+        }
+    }
 }

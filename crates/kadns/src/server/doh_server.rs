@@ -109,23 +109,10 @@ async fn connection<A: Answerer>(
     shared: Arc<DohShared<A>>,
 ) {
     let handshake = shared.handshake;
-    let tls = tokio::select! {
-        tls = timeout(handshake, shared.acceptor.accept(stream)) => tls,
-        () = slot.evicted() => {
-            debug!(%client, "evicted during the TLS handshake");
-            return;
-        }
-    };
-    let tls = match tls {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(error)) => {
-            debug!(%client, %error, "DoH handshake failed");
-            return;
-        }
-        Err(_) => {
-            debug!(%client, ?handshake, "DoH handshake timed out");
-            return;
-        }
+    let Some(tls) =
+        accept::tls_handshake(&shared.acceptor, stream, handshake, &slot, client, "DoH").await
+    else {
+        return;
     };
     let idle_timeout = shared.settings.idle_timeout;
     let activity = Arc::new(Activity {

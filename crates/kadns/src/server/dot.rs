@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
 
 use super::conn_limit::ConnectionSlots;
 use super::tcp::{self, StreamLimits, TcpSettings};
@@ -37,23 +35,10 @@ pub(crate) async fn accept_loop<A: Answerer>(
         let acceptor = acceptor.clone();
         let answerer = answerer.clone();
         async move {
-            let tls = tokio::select! {
-                tls = timeout(handshake, acceptor.accept(stream)) => tls,
-                () = slot.evicted() => {
-                    debug!(%client, "evicted during the TLS handshake");
-                    return;
-                }
-            };
-            let tls = match tls {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    debug!(%client, %error, "DoT handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    debug!(%client, ?handshake, "DoT handshake timed out");
-                    return;
-                }
+            let Some(tls) =
+                accept::tls_handshake(&acceptor, stream, handshake, &slot, client, "DoT").await
+            else {
+                return;
             };
             let ctx = QueryContext {
                 client,
