@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kadns_record::{DhtKey, Freshness, ValidateError, VerifiedBundle, validate};
+use kadns_record::{DhtKey, Freshness, SignedBundle, ValidateError, VerifiedBundle, validate};
 use libp2p::PeerId;
 use libp2p::kad::KBucketKey;
 use tokio::sync::broadcast;
@@ -317,6 +317,18 @@ impl ValidatingStore {
         // The cheapest check first: a far key is refused unread.
         if remote && let Some(closer) = self.closeness.as_ref().and_then(|c| c.too_far(key)) {
             return Err(Refusal::NotClosest { closer });
+        }
+        // The very bytes already held (a record handed over by several
+        // holders, say): nothing to check, since the held copy was verified
+        // when it was written. Only its expiry, which the store keeps.
+        if let Some(stored) = self.storage.get(key)?
+            && stored.expires > now
+            && stored.bytes == bytes
+            && let Ok(held) = SignedBundle::decode(&stored.bytes)
+        {
+            return Ok(Stored::AlreadyHeld {
+                sequence: held.content().sequence(),
+            });
         }
         // A full budget refuses a new key before its signature is checked:
         // a flood, once the budget is spent, costs a read, not a verify.

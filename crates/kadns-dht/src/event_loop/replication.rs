@@ -4,7 +4,7 @@
 //! batches and share one cap on unanswered pushes (docs/dht.md). The state
 //! machine owns its walks and its store requests.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,11 @@ pub const REPLICATION_BATCH: usize = 32;
 pub const REPLICATION_STEP: Duration = Duration::from_millis(50);
 /// Most replication store requests in flight; the job pauses above it.
 pub const MAX_REPLICATION_IN_FLIGHT: usize = 256;
+/// Most replication store requests in flight to one peer: half the store
+/// streams a connection takes ([`MAX_STORE_STREAMS`](crate::MAX_STORE_STREAMS)),
+/// so a newcomer handed thousands of records never drops a push for want of
+/// a stream, and still has streams of its own.
+pub const MAX_REPLICATION_IN_FLIGHT_PER_PEER: usize = crate::behaviour::MAX_STORE_STREAMS / 2;
 /// Most keys remembered as "recently received" (skipped by the next round).
 pub const MAX_REPLICATION_SKIP: usize = 100_000;
 /// How long the node waits after the first newly joined peer before it
@@ -65,8 +70,11 @@ pub(super) struct Replication {
     joined: HashSet<PeerId>,
     /// When the next handover walk starts (set by the first joined peer).
     handover_due: Option<Instant>,
-    /// Replication and handover pushes sent and not yet answered.
-    in_flight: HashSet<OutboundRequestId>,
+    /// Replication and handover pushes sent and not yet answered, with the
+    /// peer each went to.
+    in_flight: HashMap<OutboundRequestId, PeerId>,
+    /// Unanswered pushes per peer (only peers with at least one).
+    per_peer: HashMap<PeerId, usize>,
     /// Keys received from other nodes since the current round began: the
     /// sender replicated them, so the next round skips them.
     received: HashSet<DhtKey>,
@@ -83,7 +91,8 @@ impl Replication {
             handover: None,
             joined: HashSet::new(),
             handover_due: None,
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
+            per_peer: HashMap::new(),
             received: HashSet::new(),
             skip: HashSet::new(),
             metrics,
@@ -103,8 +112,14 @@ impl Replication {
         peer: PeerId,
         answer: &Result<StoreResponse, String>,
     ) -> bool {
-        if !self.in_flight.remove(&request_id) {
+        let Some(to) = self.in_flight.remove(&request_id) else {
             return false;
+        };
+        if let Some(count) = self.per_peer.get_mut(&to) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_peer.remove(&to);
+            }
         }
         self.set_in_flight_gauge();
         if let Ok(StoreResponse::Refused { reason }) | Err(reason) = answer {
@@ -265,22 +280,29 @@ impl Replication {
                 .filter(|p| *p != local)
                 .take(k)
                 .collect();
-            if periodic {
-                let own = target.distance(&kad::KBucketKey::from(local));
-                let rank = closest
-                    .iter()
-                    .take_while(|p| target.distance(&kad::KBucketKey::from(**p)) < own)
-                    .count();
-                if rank >= REPLICATION_PUSHERS && rank < closest.len().min(k) {
-                    walk.cursor = Some(key);
-                    continue;
-                }
+            // Only the few holders closest to the key push it; the others
+            // know those will. In a handover the newcomers hold nothing yet,
+            // so they do not count towards a holder's rank.
+            let own = target.distance(&kad::KBucketKey::from(local));
+            let holders = closest
+                .iter()
+                .filter(|p| walk.targets.as_ref().is_none_or(|t| !t.contains(*p)));
+            let rank = holders
+                .clone()
+                .take_while(|p| target.distance(&kad::KBucketKey::from(**p)) < own)
+                .count();
+            if rank >= REPLICATION_PUSHERS && rank < holders.count() {
+                walk.cursor = Some(key);
+                continue;
             }
             let peers: Vec<PeerId> = closest
                 .into_iter()
                 .filter(|p| walk.targets.as_ref().is_none_or(|t| t.contains(p)))
                 .collect();
-            if self.in_flight.len() + peers.len() > MAX_REPLICATION_IN_FLIGHT {
+            let peer_full = peers.iter().any(|p| {
+                self.per_peer.get(p).copied().unwrap_or(0) >= MAX_REPLICATION_IN_FLIGHT_PER_PEER
+            });
+            if peer_full || self.in_flight.len() + peers.len() > MAX_REPLICATION_IN_FLIGHT {
                 self.metrics.replication_capped.inc();
                 return Progress::More(walk);
             }
@@ -293,7 +315,8 @@ impl Replication {
                         bytes: stored.bytes.clone(),
                     },
                 );
-                self.in_flight.insert(request_id);
+                self.in_flight.insert(request_id, peer);
+                *self.per_peer.entry(peer).or_default() += 1;
                 if periodic {
                     self.metrics.replication_pushes.inc();
                 } else {

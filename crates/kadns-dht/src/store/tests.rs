@@ -100,6 +100,28 @@ fn same_is_idempotent_and_newer_replaces() {
 }
 
 #[test]
+fn the_same_bytes_again_are_held_only_while_unexpired() {
+    let (mut s, _) = store();
+    let now = unix_now();
+    let b = bundle(1, "again", 3, now + 10, 1);
+    let key = b.dht_key();
+    s.offer(&key, b.as_bytes(), now, None).unwrap();
+    // A second holder hands the same bytes over: held, nothing written.
+    assert_eq!(
+        s.offer(&key, b.as_bytes(), now + 5, None).unwrap(),
+        Stored::AlreadyHeld { sequence: 3 }
+    );
+    assert_eq!(s.metrics.stores.get(), 1);
+    // Past the signed expiry the same bytes are checked, and refused.
+    assert_eq!(
+        s.offer(&key, b.as_bytes(), now + 20, None)
+            .unwrap_err()
+            .reason(),
+        "expired"
+    );
+}
+
+#[test]
 fn expired_records_are_absent_and_purged() {
     let (mut s, _) = store();
     let now = unix_now();

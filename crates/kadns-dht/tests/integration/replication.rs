@@ -1,7 +1,7 @@
 //! Re-replication under churn: a joining node is handed the records it is
 //! now among the k closest to; records past their signed expiry leave the
 //! disk; replication never has more than `MAX_REPLICATION_IN_FLIGHT` pushes
-//! unanswered.
+//! unanswered, nor more than `MAX_REPLICATION_IN_FLIGHT_PER_PEER` to one peer.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kadns_dht::{
-    DataDir, KAD_PROTOCOL, MAX_REPLICATION_IN_FLIGHT, Node, PeerId, STORE_PROTOCOL, SledStorage,
-    Storage, StoreCodec, StoreResponse,
+    DataDir, KAD_PROTOCOL, MAX_REPLICATION_IN_FLIGHT, MAX_REPLICATION_IN_FLIGHT_PER_PEER, Node,
+    PeerId, STORE_PROTOCOL, SledStorage, Storage, StoreCodec, StoreResponse,
 };
 use kadns_record::DhtKey;
 use libp2p::kad::{self, KBucketKey, RecordKey, store::MemoryStore};
@@ -201,6 +201,66 @@ async fn records_past_their_signed_expiry_are_deleted_from_disk() -> TestResult 
         assert_eq!(held, BTreeSet::from([long.dht_key()]));
         // The expiry index went with them: a reopened store counts one record.
         assert_eq!(SledStorage::open(&dir.path().join("db"))?.len(), 1);
+        Ok(())
+    })
+    .await?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[traced_test]
+async fn one_newcomer_never_has_more_pushes_unanswered_than_its_streams_allow() -> TestResult {
+    const RECORDS: usize = 100;
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let mut c = test_config();
+        c.replication_interval = Some(Duration::from_secs(3600));
+        c.store_timeout = Duration::from_secs(120);
+        let node = Node::spawn(c).await?;
+        let dht = node.handle();
+        let key = zone(14);
+        let expires = now() + 3600;
+        for i in 0..RECORDS {
+            dht.put(bundle(&key, &format!("peer{i}"), 1, expires, i as u8))
+                .await?;
+        }
+        let received = Arc::new(AtomicUsize::new(0));
+        let (release, released) = watch::channel(false);
+        let peer = tokio::spawn(silent_peer(
+            first_addr(&node).await?,
+            received.clone(),
+            released,
+        ));
+        // 100 records for one newcomer, far below the overall cap (256): only
+        // the per-peer cap holds the pushes back.
+        let cap = MAX_REPLICATION_IN_FLIGHT_PER_PEER;
+        assert!(cap < RECORDS && RECORDS < MAX_REPLICATION_IN_FLIGHT);
+        wait_for(
+            "pushes to reach the per-peer cap",
+            Duration::from_secs(30),
+            || {
+                let received = received.clone();
+                async move { received.load(Ordering::SeqCst) >= cap }
+            },
+        )
+        .await?;
+        let metrics = dht.metrics().clone();
+        let capped = metrics.replication_capped.get();
+        wait_for("steps to wait at the cap", Duration::from_secs(10), || {
+            let metrics = metrics.clone();
+            async move { metrics.replication_capped.get() >= capped + 10 }
+        })
+        .await?;
+        assert_eq!(received.load(Ordering::SeqCst), cap);
+        assert_eq!(metrics.replication_in_flight.get(), cap as i64);
+
+        release.send(true)?;
+        wait_for("every record handed over", Duration::from_secs(30), || {
+            let received = received.clone();
+            async move { received.load(Ordering::SeqCst) >= RECORDS }
+        })
+        .await?;
+        drop(release);
+        peer.abort();
+        node.shutdown().await;
         Ok(())
     })
     .await?
