@@ -214,3 +214,6 @@ pub(crate) async fn accept_loop<A: Answerer>(
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests;
