@@ -181,7 +181,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 echo "machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 echo "load before: $(uptime | sed 's/.*load average/load average/')"
 echo "kadns stub pid $kadns_pid (workers 1, core 0), $kadns2_pid (workers 2, cores 0-1); unbound pid $unbound_pid (core 0)"
-echo "kadns: $kadns${KADNS_BIN:+ (given)}${KADNS_BIN:-, built from $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo '+changes')}"
+if [ -n "${KADNS_BIN:-}" ]; then
+  echo "kadns: $kadns"
+else
+  echo "kadns: $kadns, built from $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' with changes')"
+fi
 [ -n "$base_pid" ] && echo "base: $base_bin, pid $base_pid (workers 1, core 0)"
 echo "$names names, $rounds alternating rounds of $secs s per mix, dnsperf -c 10 -q 100 on core 1"
 echo
