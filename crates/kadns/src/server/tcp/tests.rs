@@ -14,16 +14,28 @@ use crate::server::conn_limit::{ConnectionLimits, ConnectionSlots};
 use crate::server::{Answerer, Disposition, QueryContext, Transport};
 
 /// Echoes every message; the one whose first byte is 0xff (the slow one)
-/// only once `release` is notified. Counts the answers under way at once.
+/// only once `release` is notified, the one whose first byte is 2 at once
+/// (as a cache hit is). Counts the answers under way at once.
 #[derive(Default)]
 struct Gated {
     release: Notify,
     started: Notify,
     running: AtomicUsize,
     most: AtomicUsize,
+    inline: AtomicUsize,
 }
 
 impl Answerer for Gated {
+    fn answer_now(&self, query: &[u8], _ctx: QueryContext, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        if query.first() != Some(&2) {
+            return false;
+        }
+        self.inline.fetch_add(1, Ordering::SeqCst);
+        out.extend_from_slice(query);
+        true
+    }
+
     async fn answer(&self, query: &[u8], _ctx: QueryContext, out: &mut Vec<u8>) -> Disposition {
         let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(running, Ordering::SeqCst);
@@ -45,8 +57,8 @@ async fn next_answer<R: AsyncRead + Unpin>(reader: &mut R) -> Vec<u8> {
     answer
 }
 
-/// Three queries in one write, the slow one first: the two behind it are
-/// answered while it waits (the slow answer cannot come before it is
+/// Three queries in one write, the slow one first: the two behind it (one
+/// answered inline, one asynchronously) are answered while it waits (the slow answer cannot come before it is
 /// released, and the test releases it only after reading the other two),
 /// then it is answered on the same connection.
 #[tokio::test]
@@ -91,6 +103,11 @@ async fn three_queries_back_to_back_the_slow_one_first() {
     assert!(
         answerer.most.load(Ordering::SeqCst) >= 2,
         "answered at once"
+    );
+    assert_eq!(
+        answerer.inline.load(Ordering::SeqCst),
+        1,
+        "2 answered inline"
     );
     answerer.release.notify_one();
     let slow = next_answer(&mut reader).await;
