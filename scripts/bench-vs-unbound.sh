@@ -18,6 +18,11 @@
 # (taskset -c 0), dnsperf to core 1, UDP, 10 clients, 100 outstanding,
 # ROUNDS alternating rounds of SECONDS each, every round after a warm-up
 # pass. Then p99 at a fixed 5,000 qps (dnsperf -Q 5000 -v), per mix.
+#
+# KADNS_BIN=path measures that binary instead of building this tree's.
+# KADNS_BASE=path adds a third stub from another binary (say main's), set
+# up like the first and measured in the same rounds, alternating with it:
+# its columns and the ratio of the two come after unbound's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 names=${1:-1000}
@@ -30,11 +35,13 @@ k1_port=$((base + 2))
 k2_port=$((base + 3))
 demo_port=$((base + 4))
 metrics_port=$((base + 5))
+kb_port=$((base + 6))
 for tool in dnsperf unbound taskset dig curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
-cargo build --release -q -p kadns
-kadns=$PWD/target/release/kadns
+if [ -z "${KADNS_BIN:-}" ]; then cargo build --release -q -p kadns; fi
+kadns=$(realpath "${KADNS_BIN:-target/release/kadns}")
+base_bin=${KADNS_BASE:+$(realpath "$KADNS_BASE")}
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -118,11 +125,11 @@ grep -q 'Ctrl-C' "$work/demo.out" || { cat "$work/demo.out"; exit 1; }
 zone_id=$(sed -n 's/^zone bench.kad = //p' "$work/demo.out")
 boot=$(sed -n 's/^bootstrap //p' "$work/demo.out")
 start_stub() { # PORT WORKERS CPUS [ARGS]: WORKERS UDP sockets and runtime threads
-  local port=$1 workers=$2 cpus=$3
+  local port=$1 workers=$2 cpus=$3 bin=${STUB_BIN:-$kadns}
   shift 3
   mkdir -p "$work/stub$port"
   printf '[dns]\nworkers = %s\n' "$workers" > "$work/stub$port.toml"
-  TOKIO_WORKER_THREADS=$workers taskset -c "$cpus" "$kadns" serve --config "$work/stub$port.toml" --listen "127.0.0.1:$port" "$@" \
+  TOKIO_WORKER_THREADS=$workers taskset -c "$cpus" "$bin" serve --config "$work/stub$port.toml" --listen "127.0.0.1:$port" "$@" \
     --data-dir "$work/stub$port" --p2p-listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" \
     --anchor "bench.kad=$zone_id" --upstream "127.0.0.1:$up_port" > "$work/stub$port.log" 2>&1 &
   pids+=($!)
@@ -133,6 +140,12 @@ start_stub "$k2_port" 2 0,1
 kadns2_pid=$!
 wait_answer "$k1_port" host0.bench.kad
 wait_answer "$k2_port" host0.bench.kad
+base_pid=
+if [ -n "$base_bin" ]; then
+  STUB_BIN=$base_bin start_stub "$kb_port" 1 0
+  base_pid=$!
+  wait_answer "$kb_port" host0.bench.kad
+fi
 
 # --- measuring --------------------------------------------------------------
 warm() { # PORT MIX: every name once, so the round measures cached answers
@@ -168,13 +181,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 echo "machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 echo "load before: $(uptime | sed 's/.*load average/load average/')"
 echo "kadns stub pid $kadns_pid (workers 1, core 0), $kadns2_pid (workers 2, cores 0-1); unbound pid $unbound_pid (core 0)"
+if [ -n "${KADNS_BIN:-}" ]; then
+  echo "kadns: $kadns"
+else
+  echo "kadns: $kadns, built from $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' with changes')"
+fi
+[ -n "$base_pid" ] && echo "base: $base_bin, pid $base_pid (workers 1, core 0)"
 echo "$names names, $rounds alternating rounds of $secs s per mix, dnsperf -c 10 -q 100 on core 1"
 echo
 echo "qps: answered per second; cpu: the server's CPU time (user + system) per answered query, in"
 echo "microseconds, which the other engineers' load on the machine disturbs far less than qps."
 echo "cpu ratio = unbound's CPU per query / kadns's: the qps ratio on a core of their own."
 printf '%-10s %5s %10s %8s %7s %10s %8s %7s %9s %9s\n' mix round kadns_qps k_avg_ms k_cpu unbound_qps u_avg_ms u_cpu qps_ratio cpu_ratio
-declare -A kq uq kc uc
+declare -A kq uq kc uc bq bc
 for mix in cached nxdomain forwarded; do
   for ((r = 1; r <= rounds; r++)); do
     read -r k_qps k_avg k_lost k_cpu < <(throughput "$k1_port" "$mix" 1 "$kadns_pid")
@@ -183,8 +202,16 @@ for mix in cached nxdomain forwarded; do
     uq[$mix]+="$u_qps "
     kc[$mix]+="$k_cpu "
     uc[$mix]+="$u_cpu "
-    printf '%-10s %5s %10.0f %8s %7s %10.0f %8s %7s %9s %9s   lost %s/%s\n' "$mix" "$r" "$k_qps" "$k_avg" "$k_cpu" \
+    printf '%-10s %5s %10.0f %8s %7s %10.0f %8s %7s %9s %9s   lost %s/%s' "$mix" "$r" "$k_qps" "$k_avg" "$k_cpu" \
       "$u_qps" "$u_avg" "$u_cpu" "$(ratio "$k_qps" "$u_qps")" "$(ratio "$u_cpu" "$k_cpu")" "$k_lost" "$u_lost"
+    if [ -n "$base_pid" ]; then
+      read -r b_qps b_avg b_lost b_cpu < <(throughput "$kb_port" "$mix" 1 "$base_pid")
+      bq[$mix]+="$b_qps "
+      bc[$mix]+="$b_cpu "
+      printf '   base %.0f qps %s us (lost %s): kadns/base qps %s, cpu base/kadns %s' "$b_qps" "$b_cpu" "$b_lost" \
+        "$(ratio "$k_qps" "$b_qps")" "$(ratio "$b_cpu" "$k_cpu")"
+    fi
+    echo
   done
 done
 echo
@@ -196,6 +223,12 @@ for mix in cached nxdomain forwarded; do
   ucpu=$(echo "${uc[$mix]}" | tr ' ' '\n' | grep . | median)
   printf '  %-10s qps kadns %8.0f unbound %8.0f ratio %s | cpu/query kadns %s us unbound %s us ratio %s\n' \
     "$mix" "$k" "$u" "$(ratio "$k" "$u")" "$kcpu" "$ucpu" "$(ratio "$ucpu" "$kcpu")"
+  if [ -n "$base_pid" ]; then
+    b=$(echo "${bq[$mix]}" | tr ' ' '\n' | grep . | median)
+    bcpu=$(echo "${bc[$mix]}" | tr ' ' '\n' | grep . | median)
+    printf '  %-10s base qps %8.0f (kadns/base %s) | cpu/query base %s us (base/kadns %s; unbound/base %s)\n' \
+      "" "$b" "$(ratio "$k" "$b")" "$bcpu" "$(ratio "$bcpu" "$kcpu")" "$(ratio "$ucpu" "$bcpu")"
+  fi
 done
 
 echo
@@ -203,7 +236,12 @@ echo "latency at a fixed 5,000 qps (p50 / p99 in ms, lost):"
 for mix in cached nxdomain forwarded; do
   read -r k50 k99 kl < <(p99 "$k1_port" "$mix")
   read -r u50 u99 ul < <(p99 "$ub_port" "$mix")
-  printf '  %-10s kadns %s / %s (lost %s)   unbound %s / %s (lost %s)\n' "$mix" "$k50" "$k99" "$kl" "$u50" "$u99" "$ul"
+  printf '  %-10s kadns %s / %s (lost %s)   unbound %s / %s (lost %s)' "$mix" "$k50" "$k99" "$kl" "$u50" "$u99" "$ul"
+  if [ -n "$base_pid" ]; then
+    read -r b50 b99 bl < <(p99 "$kb_port" "$mix")
+    printf '   base %s / %s (lost %s)' "$b50" "$b99" "$bl"
+  fi
+  echo
 done
 
 echo

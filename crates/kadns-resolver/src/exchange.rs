@@ -13,6 +13,17 @@ use crate::error::ForwardError;
 /// Largest DNS message over UDP or TCP, in bytes (the TCP length prefix is 16 bits).
 const MAX_MESSAGE: usize = u16::MAX as usize;
 
+/// A response that answers the query it was checked against, and its size
+/// on the wire (what the forward cache counts it as, without encoding it
+/// again).
+#[derive(Debug)]
+pub(crate) struct Response {
+    /// The decoded response.
+    pub(crate) message: Message,
+    /// Its length in bytes, as received.
+    pub(crate) wire_len: usize,
+}
+
 /// Sends `query` (already encoded as `bytes`) to `server` and returns its
 /// response. Not bounded in time: the caller wraps it in a timeout, and
 /// everything here is safe to cancel. Over UDP, datagrams that do not answer
@@ -23,16 +34,16 @@ pub(crate) async fn exchange(
     server: SocketAddr,
     query: &Message,
     bytes: &[u8],
-) -> Result<Message, ForwardError> {
+) -> Result<Response, ForwardError> {
     let response = udp(server, query, bytes).await?;
-    if !response.metadata.truncation {
+    if !response.message.metadata.truncation {
         return Ok(response);
     }
     tracing::debug!(%server, "truncated over UDP, retrying over TCP");
     tcp(server, query, bytes).await
 }
 
-async fn udp(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Message, ForwardError> {
+async fn udp(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Response, ForwardError> {
     let io = |source: io::Error| ForwardError::Io {
         server,
         transport: "udp",
@@ -44,11 +55,14 @@ async fn udp(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Messag
     // Connected: the kernel drops datagrams from anyone but the server.
     socket.connect(server).await.map_err(io)?;
     socket.send(bytes).await.map_err(io)?;
-    let mut buf = vec![0; MAX_MESSAGE];
+    // Room for the largest datagram, left uninitialised: the kernel writes
+    // what arrives (no 64 KiB zeroed per query).
+    let mut buf = Vec::with_capacity(MAX_MESSAGE);
     let mut dropped: u64 = 0;
     loop {
-        let len = socket.recv(&mut buf).await.map_err(io)?;
-        match check(server, query, buf.get(..len).unwrap_or_default()) {
+        buf.clear();
+        socket.recv_buf(&mut buf).await.map_err(io)?;
+        match check(server, query, &buf) {
             Ok(response) => return Ok(response),
             Err(error) => {
                 dropped += 1;
@@ -61,7 +75,7 @@ async fn udp(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Messag
     }
 }
 
-async fn tcp(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Message, ForwardError> {
+async fn tcp(server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Response, ForwardError> {
     let io = |source: io::Error| ForwardError::Io {
         server,
         transport: "tcp",
@@ -89,7 +103,7 @@ pub(crate) fn check(
     server: SocketAddr,
     query: &Message,
     bytes: &[u8],
-) -> Result<Message, ForwardError> {
+) -> Result<Response, ForwardError> {
     let malformed = |reason: String| ForwardError::Malformed { server, reason };
     let response = Message::from_vec(bytes).map_err(|e| malformed(e.to_string()))?;
     if response.metadata.id != query.metadata.id {
@@ -108,7 +122,10 @@ pub(crate) fn check(
     if !same_question {
         return Err(malformed("the question does not match".into()));
     }
-    Ok(response)
+    Ok(Response {
+        message: response,
+        wire_len: bytes.len(),
+    })
 }
 
 /// The address to send from: loopback for a loopback server (nothing leaves
@@ -214,8 +231,8 @@ mod tests {
         .await
         .expect("answered before the test's bound")
         .expect("the real answer, after 500 junk datagrams");
-        assert_eq!(response.metadata.id, 7);
-        assert_eq!(response.queries, query.queries);
+        assert_eq!(response.message.metadata.id, 7);
+        assert_eq!(response.message.queries, query.queries);
         spray.await.unwrap();
     }
 }

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use crate::error::ForwardError;
-use crate::exchange::check;
+use crate::exchange::{Response, check};
 use crate::exchange_tls::{IDLE_TIMEOUT, TlsClientError, client_config};
 use crate::upstream::Upstream;
 
@@ -67,7 +67,7 @@ impl DohClient {
         upstream: &Upstream,
         query: &Message,
         bytes: &[u8],
-    ) -> Result<Message, ForwardError> {
+    ) -> Result<Response, ForwardError> {
         let server = upstream.addr();
         if let Some(send) = self.kept(upstream) {
             match post(send, upstream, query, bytes).await {
@@ -168,7 +168,7 @@ async fn post(
     upstream: &Upstream,
     query: &Message,
     bytes: &[u8],
-) -> Result<Message, ForwardError> {
+) -> Result<Response, ForwardError> {
     let server = upstream.addr();
     let (authority, path) = match upstream {
         Upstream::Https {

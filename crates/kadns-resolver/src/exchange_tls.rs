@@ -20,7 +20,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::error::ForwardError;
-use crate::exchange::check;
+use crate::exchange::{Response, check};
 use crate::upstream::Upstream;
 
 /// How long an idle upstream connection is kept (below common servers' own
@@ -116,7 +116,7 @@ impl DotClient {
         upstream: &Upstream,
         query: &Message,
         bytes: &[u8],
-    ) -> Result<Message, ForwardError> {
+    ) -> Result<Response, ForwardError> {
         let server = upstream.addr();
         let idle = self.take_idle(upstream);
         if let Some(stream) = idle {
@@ -183,7 +183,7 @@ async fn one(
     server: std::net::SocketAddr,
     query: &Message,
     bytes: &[u8],
-) -> Result<(Message, TlsStream<TcpStream>), ForwardError> {
+) -> Result<(Response, TlsStream<TcpStream>), ForwardError> {
     let io = |source: io::Error| ForwardError::Io {
         server,
         transport: "tls",
@@ -286,7 +286,10 @@ mod tests {
             ));
             let bytes = query.to_vec().unwrap();
             let response = client.exchange(&upstream, &query, &bytes).await.unwrap();
-            assert_eq!(response.answers[0].data, RData::A(A::new(192, 0, 2, 1)));
+            assert_eq!(
+                response.message.answers[0].data,
+                RData::A(A::new(192, 0, 2, 1))
+            );
         }
         assert_eq!(
             accepted.load(Ordering::SeqCst),

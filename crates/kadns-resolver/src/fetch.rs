@@ -216,6 +216,7 @@ impl<S: BundleSource> Fetcher<S> {
     }
 
     async fn verify(&self, key: DhtKey, bytes: &[u8]) -> Result<Found, LookupError> {
+        self.metrics.signature_checks.inc();
         let bundle = validate(&key, bytes, now_unix()).map_err(|source| {
             self.metrics.count_refusal(source.reason());
             tracing::debug!(%source, "bundle refused");
@@ -236,6 +237,7 @@ impl<S: BundleSource> Fetcher<S> {
         if bundle.dht_key() != key || bundle.expires() <= now_unix() {
             return self.verify(key, bundle.as_bytes()).await;
         }
+        self.metrics.verified_reused.inc();
         self.check_rollback(key, bundle).await.map(Found::Bundle)
     }
 
@@ -431,6 +433,42 @@ mod verified_once {
             answer.outcome
         );
         assert_eq!(answer.answers.len(), 1);
+        let metrics = resolver.metrics();
+        assert_eq!(metrics.verified_reused.get(), 1);
+        assert_eq!(
+            metrics.signature_checks.get(),
+            0,
+            "verified once, by the node"
+        );
+    }
+
+    /// A bundle that comes as bytes is verified on its first lookup; the
+    /// lookups after it (the same type, another type) are answered from
+    /// the cache without a second check.
+    #[tokio::test]
+    async fn bytes_are_verified_once() {
+        let zone = ZoneKey::from_seed([6; 32]);
+        let owner = OwnerName::from_labels([b"www".as_slice()]).unwrap();
+        let records = vec![Rr::new(300, &RData::A(A::new(192, 0, 2, 1))).unwrap()];
+        let signed = Bundle::new(owner, 1, super::now_unix() + 3_600, records)
+            .unwrap()
+            .sign(&zone)
+            .unwrap();
+        let source = crate::MemorySource::new();
+        source.put(&signed);
+        let mut config = Config::default();
+        config
+            .trust_anchors
+            .insert("v.kad".into(), zone.zone_id().to_string());
+        config.upstream.servers = vec!["127.0.0.1:9".parse().unwrap()];
+        config.upstream.resolv_conf = None;
+        let resolver = Resolver::builder(config, source).build().unwrap();
+        let name = Name::from_ascii("www.v.kad.").unwrap();
+        for rtype in [RecordType::A, RecordType::A, RecordType::AAAA] {
+            resolver.lookup(&name, rtype).await;
+        }
+        assert_eq!(resolver.metrics().signature_checks.get(), 1);
+        assert_eq!(resolver.metrics().verified_reused.get(), 0);
     }
 
     #[tokio::test]

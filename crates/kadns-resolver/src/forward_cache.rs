@@ -50,10 +50,11 @@ impl Key {
     }
 }
 
-/// One cached response, scrubbed, as received (TTLs as the upstream sent them).
+/// One cached response, scrubbed, as received (TTLs as the upstream sent
+/// them), shared with the exchange that fetched it.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    response: Message,
+    response: Arc<Message>,
     stored: Instant,
     /// How long it is fresh, in seconds.
     ttl: u32,
@@ -90,7 +91,7 @@ impl Entry {
     }
 
     fn with_ttls(&self, f: impl Fn(u32) -> u32) -> Message {
-        let mut response = self.response.clone();
+        let mut response = Message::clone(&self.response);
         for record in response
             .answers
             .iter_mut()
@@ -235,14 +236,27 @@ impl ForwardCache {
         }
     }
 
-    /// Caches `response` under `key` if it can be cached (see [`ttl_of`]);
-    /// returns the TTL it was cached for.
+    /// [`insert_shared`](Self::insert_shared) of a copy of `response`,
+    /// counted at its encoded size.
+    #[cfg(test)]
     pub(crate) fn insert(&self, key: Key, response: &Message, now: Instant) -> Option<u32> {
-        let ttl = ttl_of(response, &self.bounds)?;
-        let mut response = response.clone();
-        response.metadata.id = 0;
-        response.signature = None;
-        let size = response.to_vec().ok()?.len() + ENTRY_OVERHEAD;
+        let wire_len = response.to_vec().ok()?.len();
+        self.insert_shared(key, Arc::new(response.clone()), wire_len, now)
+    }
+
+    /// Caches `response` under `key` if it can be cached (see [`ttl_of`]);
+    /// returns the TTL it was cached for. The entry shares the response
+    /// (nothing copied, nothing encoded again) and counts `wire_len`, its
+    /// size as received, against the byte bound, plus the entry's overhead.
+    pub(crate) fn insert_shared(
+        &self,
+        key: Key,
+        response: Arc<Message>,
+        wire_len: usize,
+        now: Instant,
+    ) -> Option<u32> {
+        let ttl = ttl_of(&response, &self.bounds)?;
+        let size = wire_len + ENTRY_OVERHEAD;
         if size > self.bounds.max_bytes {
             return None;
         }

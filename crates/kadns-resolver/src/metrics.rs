@@ -35,6 +35,14 @@ pub struct Metrics {
     /// Calls made to the bundle source (`resolver_dht_lookups_total`): misses
     /// less the coalesced ones.
     pub dht_lookups: Counter,
+    /// Bundles whose signature the resolver checked itself
+    /// (`resolver_signature_checks_total`): bundles that reached it as
+    /// bytes, refused ones included.
+    pub signature_checks: Counter,
+    /// Bundles the process's own DHT node had verified already, accepted
+    /// without checking the signature a second time
+    /// (`resolver_verified_reused_total`): verified once per process.
+    pub verified_reused: Counter,
     /// Bundles and queries refused, by reason (`resolver_refusals_total{reason}`).
     pub refusals: Family<ReasonLabels, Counter>,
     /// Queries sent to an upstream server (`resolver_upstream_queries_total`),
@@ -110,6 +118,16 @@ impl Metrics {
             "resolver_dht_lookups",
             "Calls made to the bundle source",
             self.dht_lookups.clone(),
+        );
+        registry.register(
+            "resolver_signature_checks",
+            "Bundle signatures checked by the resolver",
+            self.signature_checks.clone(),
+        );
+        registry.register(
+            "resolver_verified_reused",
+            "Bundles verified by the node already, accepted without a second signature check",
+            self.verified_reused.clone(),
         );
         registry.register(
             "resolver_refusals",

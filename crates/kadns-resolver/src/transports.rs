@@ -11,7 +11,7 @@ use std::path::Path;
 use hickory_proto::op::Message;
 
 use crate::error::ForwardError;
-use crate::exchange::exchange;
+use crate::exchange::{Response, exchange};
 use crate::exchange_https::DohClient;
 use crate::exchange_tls::{DotClient, TlsClientError};
 use crate::upstream::Upstream;
@@ -53,7 +53,7 @@ impl Transports {
         server: SocketAddr,
         query: &Message,
         bytes: &[u8],
-    ) -> Result<Message, ForwardError> {
+    ) -> Result<Response, ForwardError> {
         match (self.encrypted.get(&server), &self.dot, &self.doh) {
             (Some(upstream @ Upstream::Tls { .. }), Some(dot), _) => {
                 dot.exchange(upstream, query, bytes).await

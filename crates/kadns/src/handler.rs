@@ -16,7 +16,7 @@ use tracing::{Instrument, debug, debug_span, warn};
 use crate::answer_cache::{AnswerCache, Lookup, QueryKey};
 use crate::client_policy::{ClientPolicy, SharedPolicy};
 use crate::flags;
-use crate::metrics::{QueryLabels, StubMetrics};
+use crate::metrics::StubMetrics;
 use crate::server::{Answerer, Disposition, QueryContext, Transport};
 use crate::truncation;
 
@@ -407,13 +407,7 @@ impl<S: BundleSource> StubHandler<S> {
     }
 
     fn count(&self, transport: Transport, outcome: &'static str) {
-        self.metrics
-            .responses
-            .get_or_create(&QueryLabels {
-                protocol: transport.as_str(),
-                outcome,
-            })
-            .inc();
+        self.metrics.count_response(transport, outcome);
     }
 
     /// The answer cache's key for `query`, if the cache is on, the client

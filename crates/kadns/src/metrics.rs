@@ -1,6 +1,6 @@
 //! Counters of the DNS stub.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -9,6 +9,24 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::answer_cache::AnswerCacheMetrics;
+use crate::server::Transport;
+
+/// Every outcome label the handler counts: each (protocol, outcome) pair
+/// has its counter in [`ResponseCounters`], found by index.
+const OUTCOMES: [&str; 9] = [
+    "noerror", "nxdomain", "nodata", "upstream", "servfail", "formerr", "notimp", "refused",
+    "badvers",
+];
+
+/// The `responses` family's counters, one cell per protocol and outcome,
+/// each filled the first time it counts: counting a response is then an
+/// index and an atomic add, where the family takes a lock, hashes the
+/// labels and looks them up. A cell shares its counter with the family
+/// (the same atomic), so the exported series are unchanged.
+#[derive(Debug, Default)]
+struct ResponseCounters {
+    cells: [[OnceLock<Counter>; OUTCOMES.len()]; 4],
+}
 
 /// Labels of one answered query: static strings, so that counting a
 /// response allocates nothing.
@@ -45,6 +63,8 @@ pub struct StubMetrics {
     pub tcp_connections: Gauge,
     /// The wire-format answer cache's counters (`answer_cache_*`).
     pub answer_cache: Arc<AnswerCacheMetrics>,
+    /// `responses`, by index.
+    response_counters: ResponseCounters,
 }
 
 impl StubMetrics {
@@ -103,10 +123,52 @@ impl StubMetrics {
         self.answer_cache.register(registry);
     }
 
+    /// Counts one response sent over `transport` with `outcome` (one of
+    /// the outcome labels above; any other goes through the family).
+    pub(crate) fn count_response(&self, transport: Transport, outcome: &'static str) {
+        let protocol = transport.as_str();
+        let row = match transport {
+            Transport::Udp => 0,
+            Transport::Tcp => 1,
+            Transport::Tls => 2,
+            Transport::Https => 3,
+        };
+        let cell = OUTCOMES
+            .iter()
+            .position(|known| *known == outcome)
+            .and_then(|column| self.response_counters.cells[row].get(column));
+        let labels = QueryLabels { protocol, outcome };
+        match cell {
+            Some(cell) => cell
+                .get_or_init(|| self.responses.get_or_create(&labels).clone())
+                .inc(),
+            None => self.responses.get_or_create(&labels).inc(),
+        };
+    }
+
     /// The count of responses with these labels (for tests and status output).
     pub fn responses(&self, protocol: &'static str, outcome: &'static str) -> u64 {
         self.responses
             .get_or_create(&QueryLabels { protocol, outcome })
             .get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexed_counters_are_the_family_s() {
+        let metrics = StubMetrics::default();
+        for _ in 0..3 {
+            metrics.count_response(Transport::Udp, "noerror");
+        }
+        metrics.count_response(Transport::Tcp, "badvers");
+        metrics.count_response(Transport::Https, "something-else");
+        assert_eq!(metrics.responses("udp", "noerror"), 3);
+        assert_eq!(metrics.responses("tcp", "badvers"), 1);
+        assert_eq!(metrics.responses("https", "something-else"), 1);
+        assert_eq!(metrics.responses("tcp", "noerror"), 0);
     }
 }

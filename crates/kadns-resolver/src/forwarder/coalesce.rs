@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::Forwarder;
 use super::client::ClientKey;
 use crate::error::ForwardError;
+use crate::exchange::Response;
 use crate::forward_cache::Key;
 use crate::scrub::scrub;
 
@@ -80,7 +81,10 @@ impl Forwarder {
         // A TSIG signature covers the original id: it cannot travel on.
         outgoing.signature = None;
         let servers = self.servers_for(&question.name);
-        let mut response = self.send(outgoing, question, servers).await?;
+        let Response {
+            message: mut response,
+            wire_len,
+        } = self.send(outgoing, question, servers).await?;
         let removed = scrub(&mut response, &question.name, &self.kadns.load());
         if removed.total() > 0 {
             self.metrics.forward_scrubbed.inc_by(removed.total() as u64);
@@ -91,10 +95,17 @@ impl Forwarder {
             );
         }
         self.cache.cap_ttls(&mut response);
-        if let Some(ttl) = self.cache.insert(key.clone(), &response, Instant::now()) {
+        // The upstream's signature covers what it sent, not what is relayed.
+        response.signature = None;
+        // One response, shared by the cache and every waiter of the flight.
+        let response = Arc::new(response);
+        let cached =
+            self.cache
+                .insert_shared(key.clone(), Arc::clone(&response), wire_len, Instant::now());
+        if let Some(ttl) = cached {
             tracing::trace!(ttl, "forwarded answer cached");
         }
-        Ok(Arc::new(response))
+        Ok(response)
     }
 
     /// Refreshes `key` in the background (at most `max_prefetches` at once;

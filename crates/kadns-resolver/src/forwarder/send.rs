@@ -12,6 +12,7 @@ use tokio::time::{Instant, timeout};
 use super::markers::LOOP_MARKER_OPTION;
 use super::{EDNS_PAYLOAD, Forwarder};
 use crate::error::ForwardError;
+use crate::exchange::Response;
 
 impl Forwarder {
     /// The shared path: loop marker, 0x20 case randomization, failover (a
@@ -22,7 +23,7 @@ impl Forwarder {
         mut outgoing: Message,
         question: &Query,
         servers: &[SocketAddr],
-    ) -> Result<Message, ForwardError> {
+    ) -> Result<Response, ForwardError> {
         if servers.is_empty() {
             return Err(ForwardError::NoUpstream);
         }
@@ -46,7 +47,7 @@ impl Forwarder {
         ));
         let mut response = self.failover(&mut outgoing, servers).await?;
         // Answers for the question carry the name as the caller wrote it.
-        for record in response.answers.iter_mut() {
+        for record in response.message.answers.iter_mut() {
             if record.name == sent.name {
                 record.name = question.name.clone();
             }
@@ -62,7 +63,7 @@ impl Forwarder {
         &self,
         query: &mut Message,
         servers: &[SocketAddr],
-    ) -> Result<Message, ForwardError> {
+    ) -> Result<Response, ForwardError> {
         let deadline = Instant::now() + self.total_timeout;
         let mut last_error = None;
         let mut last_refusal = None;
@@ -81,9 +82,9 @@ impl Forwarder {
             let bound = self.attempt_timeout.min(left);
             self.metrics.upstream_queries.inc();
             match timeout(bound, self.transports.exchange(*server, query, &bytes)).await {
-                Ok(Ok(response)) => match response.metadata.response_code {
+                Ok(Ok(response)) => match response.message.metadata.response_code {
                     ResponseCode::ServFail | ResponseCode::Refused => {
-                        tracing::debug!(%server, rcode = %response.metadata.response_code, "trying the next upstream");
+                        tracing::debug!(%server, rcode = %response.message.metadata.response_code, "trying the next upstream");
                         last_refusal = Some(response);
                     }
                     _ => return Ok(response),

@@ -8,7 +8,8 @@
 //!
 //! - [`udp`]: one `SO_REUSEPORT` socket per worker, each worker one loop with
 //!   a bounded set of queries in flight, response-rate limiting ([`rrl`]) on
-//!   every reply.
+//!   every reply; datagrams read and replies sent in batches (`udp_batch`:
+//!   `recvmmsg`/`sendmmsg` on Linux).
 //! - [`tcp`]: an accept loop that takes a [`conn_limit::Slot`] for every
 //!   connection, and [`tcp::serve_stream`], which serves one length-prefixed
 //!   stream (TCP, or DoT over TLS) with pipelining and an idle timeout.
@@ -25,6 +26,7 @@ pub mod conn_limit;
 pub mod rrl;
 pub mod tcp;
 pub mod udp;
+mod udp_batch;
 mod wire;
 
 pub(crate) mod doh;

@@ -126,25 +126,10 @@ pub async fn serve_stream<S, A>(
             biased;
             Some((disposition, out)) = in_flight.next(), if !in_flight.is_empty() => {
                 let (disposition, out): (Disposition, Vec<u8>) = (disposition, out);
-                if disposition == Disposition::Reply && !out.is_empty() {
-                    let Ok(len) = u16::try_from(out.len()) else {
-                        warn!(len = out.len(), "an answer too long for a stream: not sent");
-                        continue;
-                    };
-                    write_buf.clear();
-                    write_buf.extend_from_slice(&len.to_be_bytes());
-                    write_buf.extend_from_slice(&out);
-                    match timeout(idle_timeout, writer.write_all(&write_buf)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(error)) => {
-                            debug!(client = %ctx.client, %error, "cannot write an answer");
-                            break;
-                        }
-                        Err(_) => {
-                            debug!(client = %ctx.client, "the client reads no answers: closed");
-                            break;
-                        }
-                    }
+                if disposition == Disposition::Reply
+                    && !write_answer(&mut writer, &mut write_buf, &out, ctx, idle_timeout).await
+                {
+                    break;
                 }
                 if in_flight.is_empty() {
                     slot.idle();
@@ -154,12 +139,19 @@ pub async fn serve_stream<S, A>(
             frame = frames.next(&mut reader), if reading && in_flight.len() < max_in_flight => {
                 match frame {
                     Ok(Some(query)) => {
-                        slot.busy();
                         deadline = Instant::now() + idle_timeout;
+                        let mut out = Vec::new();
+                        // A cache hit is answered here, without a future.
+                        if answerer.answer_now(&query, ctx, &mut out) {
+                            if !write_answer(&mut writer, &mut write_buf, &out, ctx, idle_timeout).await {
+                                break;
+                            }
+                            continue;
+                        }
+                        slot.busy();
                         let answerer = answerer.clone();
                         in_flight.push(async move {
-                            let mut out = Vec::new();
-                            let disposition = answerer.answer(&query, ctx, &mut out).await;
+                            let disposition = answerer.answer_after_miss(&query, ctx, &mut out).await;
                             (disposition, out)
                         });
                     }
@@ -181,6 +173,43 @@ pub async fn serve_stream<S, A>(
         }
     }
     let _ = timeout(idle_timeout, writer.shutdown()).await;
+}
+
+/// Writes `answer` with its length prefix (through `buf`), within
+/// `timeout_after`; false when the stream is to be closed (a write error,
+/// or a client that reads no answers). An empty or over-long answer is not
+/// sent.
+async fn write_answer<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    buf: &mut Vec<u8>,
+    answer: &[u8],
+    ctx: QueryContext,
+    timeout_after: Duration,
+) -> bool {
+    if answer.is_empty() {
+        return true;
+    }
+    let Ok(len) = u16::try_from(answer.len()) else {
+        warn!(
+            len = answer.len(),
+            "an answer too long for a stream: not sent"
+        );
+        return true;
+    };
+    buf.clear();
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(answer);
+    match timeout(timeout_after, writer.write_all(buf)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            debug!(client = %ctx.client, %error, "cannot write an answer");
+            false
+        }
+        Err(_) => {
+            debug!(client = %ctx.client, "the client reads no answers: closed");
+            false
+        }
+    }
 }
 
 /// What the TCP accept loop gives each connection.
@@ -214,3 +243,6 @@ pub(crate) async fn accept_loop<A: Answerer>(
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests;

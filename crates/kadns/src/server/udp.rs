@@ -2,16 +2,21 @@
 //! worker one loop. The kernel spreads datagrams over the sockets by their
 //! addresses, so workers never contend for one socket.
 //!
-//! A worker keeps up to `max_in_flight` queries in flight at once (a slow
-//! lookup does not hold up cached answers behind it), and reuses its buffers:
-//! one receive buffer, and a pool of query and response `Vec`s that come
-//! back to it after each answer. A query the answerer can answer at once
+//! A worker reads the datagrams queued on its socket in batches and sends
+//! the replies in batches (`recvmmsg` and `sendmmsg` on Linux, see
+//! `udp_batch`). A query the answerer can answer at once
 //! (an answer cache hit, [`Answerer::answer_now`]) is answered inline,
-//! straight from the receive buffer.
+//! straight from the receive buffer, into the outgoing batch. Every other
+//! query is copied out and answered asynchronously: up to `max_in_flight`
+//! at once per worker (a slow lookup does not hold up cached answers
+//! behind it), their query and response `Vec`s reused from a pool; answers
+//! that finish together go out in one batch too.
 
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -22,14 +27,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::rrl::{Rrl, Verdict};
+use super::udp_batch::{Inbox, Outbox};
 use super::{Answerer, Disposition, QueryContext, Transport, can_reply_to, wire};
 use crate::client_policy::SharedPolicy;
 use crate::metrics::StubMetrics;
 
-/// Largest UDP datagram.
-const MAX_DATAGRAM: usize = 65_535;
-
-/// Datagrams read in one go once the socket is readable.
+/// Datagrams read in one go once the socket is readable (in reads of up to
+/// `udp_batch::BATCH`), before the worker looks
+/// at its finished lookups again.
 const BURST: usize = 64;
 
 /// Binds one UDP socket at `addr` with `SO_REUSEPORT` (so that more can
@@ -64,62 +69,83 @@ pub(crate) async fn worker<A: Answerer>(
     shutdown: CancellationToken,
 ) {
     let max_in_flight = shared.max_in_flight.max(1);
-    let mut receive = vec![0u8; MAX_DATAGRAM];
+    let mut inbox = Inbox::new();
+    let mut outbox = Outbox::new();
     // (query, response) buffers back from answered queries.
     let mut pool: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut in_flight = FuturesUnordered::new();
     loop {
         tokio::select! {
             biased;
-            Some((disposition, client, query, mut out)) = in_flight.next(), if !in_flight.is_empty() => {
-                if disposition == Disposition::Reply {
-                    send(&socket, &shared, client, &mut out).await;
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                // This answer, and every other one already finished, in one batch.
+                let mut next = Some(done);
+                while let Some((disposition, client, query, mut out)) = next.take() {
+                    if disposition == Disposition::Reply && admit(&shared, client, &mut out) {
+                        if outbox.is_full() {
+                            outbox.flush(&socket).await;
+                        }
+                        std::mem::swap(outbox.next_buffer(), &mut out);
+                        outbox.queue(client);
+                    }
+                    if pool.len() < max_in_flight {
+                        pool.push((query, out));
+                    }
+                    next = poll_fn(|cx| match in_flight.poll_next_unpin(cx) {
+                        Poll::Ready(done) => Poll::Ready(done),
+                        Poll::Pending => Poll::Ready(None),
+                    })
+                    .await;
                 }
-                if pool.len() < max_in_flight {
-                    pool.push((query, out));
-                }
+                outbox.flush(&socket).await;
             }
-            received = socket.recv_from(&mut receive), if in_flight.len() < max_in_flight => {
-                let mut next = Some(received);
+            ready = socket.readable(), if in_flight.len() < max_in_flight => {
+                if let Err(error) = ready {
+                    warn!(%error, "UDP socket unusable: worker stops");
+                    break;
+                }
                 let mut taken = 0;
-                while let Some(received) = next.take() {
-                    taken += 1;
-                    match received {
-                        Err(error) => debug!(%error, "UDP receive failed"),
-                        Ok((_, client)) if !can_reply_to(client) => {
-                            debug!(%client, "a datagram from an address no reply can go to: dropped");
+                while taken < BURST && in_flight.len() < max_in_flight {
+                    let room = (max_in_flight - in_flight.len()).min(BURST - taken);
+                    let count = match inbox.try_recv(&socket, room) {
+                        Ok(count) => count,
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(error) => {
+                            debug!(%error, "UDP receive failed");
+                            taken += 1;
+                            continue;
                         }
-                        Ok((len, client)) => {
-                            let (mut query, mut out) = pool.pop().unwrap_or_default();
-                            let ctx = QueryContext { client, transport: Transport::Udp };
-                            // A cache hit is answered here: no future, no copy of the query.
-                            if shared.answerer.answer_now(&receive[..len], ctx, &mut out) {
-                                send(&socket, &shared, client, &mut out).await;
-                                if pool.len() < max_in_flight {
-                                    pool.push((query, out));
-                                }
-                            } else {
-                                query.clear();
-                                query.extend_from_slice(&receive[..len]);
-                                let answerer = shared.answerer.clone();
-                                in_flight.push(async move {
-                                    let mut out = out;
-                                    let disposition =
-                                        answerer.answer_after_miss(&query, ctx, &mut out).await;
-                                    (disposition, client, query, out)
-                                });
+                    };
+                    taken += count.max(1);
+                    for (query, client) in inbox.datagrams() {
+                        let Some(client) = client.filter(|client| can_reply_to(*client)) else {
+                            debug!(?client, "a datagram from an address no reply can go to: dropped");
+                            continue;
+                        };
+                        let ctx = QueryContext { client, transport: Transport::Udp };
+                        if outbox.is_full() {
+                            outbox.flush(&socket).await;
+                        }
+                        // A cache hit is answered here: no future, no copy of the query.
+                        let out = outbox.next_buffer();
+                        if shared.answerer.answer_now(query, ctx, out) {
+                            if admit(&shared, client, out) {
+                                outbox.queue(client);
                             }
+                            continue;
                         }
+                        let (mut query_buf, out) = pool.pop().unwrap_or_default();
+                        query_buf.clear();
+                        query_buf.extend_from_slice(query);
+                        let answerer = shared.answerer.clone();
+                        in_flight.push(async move {
+                            let mut out = out;
+                            let disposition =
+                                answerer.answer_after_miss(&query_buf, ctx, &mut out).await;
+                            (disposition, client, query_buf, out)
+                        });
                     }
-                    // Datagrams already queued are read without another
-                    // trip through the select, up to a burst, so that
-                    // finished lookups are still sent promptly.
-                    if taken < BURST && in_flight.len() < max_in_flight {
-                        match socket.try_recv_from(&mut receive) {
-                            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                            other => next = Some(other),
-                        }
-                    }
+                    outbox.flush(&socket).await;
                 }
             }
             () = shutdown.cancelled() => break,
@@ -127,8 +153,9 @@ pub(crate) async fn worker<A: Answerer>(
     }
 }
 
-/// Sends `out` to `client` unless response-rate limiting drops it (or sends it as TC).
-async fn send<A>(socket: &UdpSocket, shared: &UdpShared<A>, client: SocketAddr, out: &mut Vec<u8>) {
+/// Whether the reply in `out` goes to `client`: response-rate limiting may
+/// drop it, or turn it into a TC reply in place (slip).
+fn admit<A>(shared: &UdpShared<A>, client: SocketAddr, out: &mut Vec<u8>) -> bool {
     let limit = shared.policy.load().rate_limit;
     if let Some(limit) = limit
         && limit.applies_to(client.ip())
@@ -137,26 +164,16 @@ async fn send<A>(socket: &UdpSocket, shared: &UdpShared<A>, client: SocketAddr, 
             Verdict::Send => {}
             Verdict::Drop => {
                 shared.metrics.rrl_dropped.inc();
-                return;
+                return false;
             }
             Verdict::Slip => {
                 if !wire::truncate_in_place(out) {
                     shared.metrics.rrl_dropped.inc();
-                    return;
+                    return false;
                 }
                 shared.metrics.rrl_slipped.inc();
             }
         }
     }
-    // A UDP send rarely waits: try it at once, and wait only if the
-    // socket's buffer is full.
-    let sent = match socket.try_send_to(out, client) {
-        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-            socket.send_to(out, client).await.map(drop)
-        }
-        other => other.map(drop),
-    };
-    if let Err(error) = sent {
-        warn!(%client, %error, "cannot send a UDP response");
-    }
+    true
 }

@@ -395,3 +395,114 @@ async fn dig_sees_flags_records_and_case() -> TestResult {
     assert_eq!(dig::status(&out).as_deref(), Some("NXDOMAIN"));
     Ok(())
 }
+
+/// A burst from six sockets at once, which the stub reads and answers in
+/// batches (`recvmmsg`/`sendmmsg`): every reply reaches the socket that
+/// asked, under the ID it asked with, with its own question (in its own
+/// letter case) and that question's answer. Cached answers (answered
+/// inline) and cache misses (answered asynchronously: a kadns lookup, a
+/// forward) are mixed in each batch. A batch that mixed up addresses,
+/// IDs or buffers fails here. A query lost on the way is asked again, as
+/// a real client would.
+#[tokio::test]
+async fn a_burst_from_many_sockets_gets_every_answer_right() -> TestResult {
+    use std::collections::HashMap;
+    use tokio::net::UdpSocket;
+    let f = fixture().await?;
+    let questions = [
+        ("www.example.kad.", RecordType::A),
+        ("www.example.kad.", RecordType::AAAA),
+        ("alias.example.kad.", RecordType::A),
+        ("missing.example.kad.", RecordType::A),
+        ("outside.example.", RecordType::A),
+        ("nothing.example.", RecordType::A),
+    ];
+    // The expected answers, asked one at a time; then only the first two
+    // are in the answer cache when the burst comes.
+    let mut expected = HashMap::new();
+    for (i, &(name, rtype)) in questions.iter().enumerate() {
+        let answer = client::ask(f.udp(), name, rtype).await?;
+        let answers = addresses(&answer).join(",").to_lowercase();
+        expected.insert(i, (answer.metadata.response_code, answers));
+    }
+    f.stub.handler().flush_answer_cache();
+    for &(name, rtype) in &questions[..2] {
+        client::ask(f.udp(), name, rtype).await?;
+    }
+    let mut sockets = Vec::new();
+    for _ in 0..6 {
+        sockets.push(UdpSocket::bind("127.0.0.1:0").await?);
+    }
+    // id → (question, the name as sent), per socket.
+    let mut pending: Vec<HashMap<u16, (usize, String)>> = vec![HashMap::new(); sockets.len()];
+    let mut queries = Vec::new();
+    for round in 0..8u16 {
+        for (s, pending) in pending.iter_mut().enumerate() {
+            let id = ((s as u16) << 8) | round;
+            let which = (s + usize::from(round)) % questions.len();
+            let (name, rtype) = questions[which];
+            // Letter case from the id: an answer patched for another query shows.
+            let name: String = name
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if (usize::from(id) >> (i % 11)) & 1 == 1 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let mut query = query_message(&name, rtype, Some(1232))?;
+            query.metadata.id = id;
+            pending.insert(id, (which, name));
+            queries.push((s, query.to_vec()?));
+        }
+    }
+    for (s, bytes) in &queries {
+        sockets[*s].send_to(bytes, f.udp()).await?;
+    }
+    let mut buf = vec![0u8; 65_535];
+    for (s, socket) in sockets.iter().enumerate() {
+        let mut attempts = 0;
+        while !pending[s].is_empty() {
+            let wait = std::time::Duration::from_secs(3);
+            let Ok(received) = tokio::time::timeout(wait, socket.recv_from(&mut buf)).await else {
+                attempts += 1;
+                assert!(attempts < 5, "socket {s}: no answer for {:?}", pending[s]);
+                for (_, bytes) in queries.iter().filter(|(q, _)| *q == s) {
+                    let id = u16::from_be_bytes([bytes[0], bytes[1]]);
+                    if pending[s].contains_key(&id) {
+                        socket.send_to(bytes, f.udp()).await?;
+                    }
+                }
+                continue;
+            };
+            let (len, from) = received?;
+            assert_eq!(from, f.udp());
+            let reply = Message::from_vec(&buf[..len])?;
+            let id = reply.metadata.id;
+            let Some((which, name)) = pending[s].remove(&id) else {
+                // A duplicate after a retry is fine; an id this socket never sent is not.
+                assert!(
+                    queries
+                        .iter()
+                        .any(|(q, b)| *q == s && b[..2] == id.to_be_bytes()),
+                    "socket {s} got id {id}"
+                );
+                continue;
+            };
+            assert_eq!(reply.queries.len(), 1);
+            assert_eq!(reply.queries[0].name().to_ascii(), name, "id {id}");
+            assert_eq!(reply.queries[0].query_type(), questions[which].1, "id {id}");
+            let (rcode, answers) = &expected[&which];
+            assert_eq!(reply.metadata.response_code, *rcode, "id {id} {name}");
+            assert_eq!(
+                &addresses(&reply).join(",").to_lowercase(),
+                answers,
+                "id {id} {name}"
+            );
+        }
+    }
+    Ok(())
+}
