@@ -12,7 +12,7 @@ use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, Swarm, identify, kad, noise, ping, request_response, tcp, yamux};
 
-use crate::config::{Config, Mode};
+use crate::config::{BucketInserts, Config, Mode};
 use crate::error::Error;
 use crate::protocol::{STORE_PROTOCOL, StoreCodec};
 use crate::store::ValidatingStore;
@@ -75,6 +75,7 @@ impl Behaviour {
             // 10 s, is fixed in libp2p).
             .set_substreams_timeout(config.request_timeout)
             .set_parallelism(config.lookup_parallelism)
+            .disjoint_query_paths(config.disjoint_query_paths)
             .set_max_packet_size(MAX_PACKET_LEN)
             // Validation happens inside `RecordStore::put`; a refusal fails
             // the sender's PUT instead of being acknowledged.
@@ -88,6 +89,11 @@ impl Behaviour {
             .set_replication_interval(None)
             .set_publication_interval(None)
             .set_caching(kad::Caching::Disabled);
+        if config.bucket_inserts == BucketInserts::IfRoom {
+            // Peers enter the table from identify only (`Peers::on_identify`),
+            // and only while their bucket has room.
+            kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
+        }
         let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
         kad.set_mode(Some(match config.mode {
             Mode::Server => kad::Mode::Server,

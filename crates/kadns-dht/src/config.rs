@@ -36,6 +36,25 @@ pub enum Mode {
     Client,
 }
 
+/// How a newly met peer enters its k-bucket when that bucket is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BucketInserts {
+    /// libp2p's: every connected Kademlia peer is offered to its bucket; a
+    /// full bucket dials its oldest disconnected entry to see whether it is
+    /// alive (the newcomer replaces it if not). Each such dial makes a new
+    /// connection, which the peer dialled treats the same way: with most
+    /// entries disconnected, one new connection leads to the next
+    /// (docs/dht.md, "Routing table").
+    #[default]
+    Probe,
+    /// A peer enters only while its bucket has room (the classic Kademlia
+    /// preference for old peers); no dial is made to check a full bucket.
+    /// Dead entries still leave, after `MAX_PEER_FAILURES` failures.
+    IfRoom,
+}
+
 /// Configuration of one DHT node. `Default` is a safe local setup: a
 /// temporary store, listening on `127.0.0.1` with an ephemeral TCP port,
 /// server mode, replication factor 20.
@@ -79,6 +98,13 @@ pub struct Config {
     pub dial_timeout: Duration,
     /// Kademlia's α: requests a lookup keeps in flight.
     pub lookup_parallelism: NonZeroUsize,
+    /// Run every lookup over α disjoint paths (S/Kademlia; libp2p's
+    /// `disjoint_query_paths`): no peer is asked on two paths, so one
+    /// path's false closer peers cannot steer the others. Costs more
+    /// requests per lookup (docs/dht.md, "GET").
+    pub disjoint_query_paths: bool,
+    /// How newly met peers enter a full k-bucket ([`BucketInserts`]).
+    pub bucket_inserts: BucketInserts,
     /// Limit on one store request to one peer, answer included.
     #[serde(with = "secs")]
     pub store_timeout: Duration,
@@ -233,6 +259,8 @@ impl Default for Config {
             request_timeout: Duration::from_secs(5),
             dial_timeout: Duration::from_secs(5),
             lookup_parallelism: NonZeroUsize::new(3).expect("3 is not zero"),
+            disjoint_query_paths: false,
+            bucket_inserts: BucketInserts::Probe,
             store_timeout: Duration::from_secs(10),
             replication_interval: Some(Duration::from_secs(3600)),
             purge_interval: Duration::from_secs(60),

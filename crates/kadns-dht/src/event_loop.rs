@@ -155,7 +155,11 @@ impl EventLoop {
                 k,
                 metrics.clone(),
             ),
-            peers: Peers::new(config.max_saved_peers, metrics.clone()),
+            peers: Peers::new(
+                config.max_saved_peers,
+                config.bucket_inserts == crate::config::BucketInserts::IfRoom,
+                metrics.clone(),
+            ),
             inbound: Inbound::new(server, metrics),
             expiry: Expiry::default(),
             listen_addrs: Vec::new(),

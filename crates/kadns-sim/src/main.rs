@@ -6,10 +6,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use kadns_sim::link::{Delay, LinkConfig};
+use kadns_dht::BucketInserts;
+use kadns_sim::link::{Delay, LinkConfig, Stack};
 use kadns_sim::report;
 use kadns_sim::scenario::{self, Kind, Params};
 use kadns_sim::world::sim_config;
+
+/// jemalloc, not glibc's malloc: libp2p preallocates each routing table
+/// (256 buckets × k entries, 1.6 MiB) and glibc's allocator makes all of it
+/// resident; at 1,000 nodes that alone is 1.6 GB (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Runs N production kadns-dht nodes over a simulated network and measures
 /// lookups.
@@ -72,13 +79,43 @@ struct Args {
     /// (default: the production default).
     #[arg(long, value_parser = humantime::parse_duration)]
     grace: Option<Duration>,
-    /// Secure simulated connections with Noise, as in production (default:
-    /// an id exchange with the same round trip; see docs/dht.md).
+    /// What connections are made of: `native` (in-memory substreams, no
+    /// connection upgrade), `yamux` (byte pipes, an id exchange, Yamux) or
+    /// `noise` (byte pipes, Noise, Yamux: the production stack). The round
+    /// trips are the same on all three; see docs/dht.md.
+    #[arg(long, default_value = "native", value_parser = parse_stack)]
+    stack: Stack,
+    /// Run lookups over disjoint paths (S/Kademlia; kadns-dht's
+    /// `disjoint_query_paths`).
     #[arg(long)]
-    noise: bool,
+    disjoint: bool,
+    /// How a newly met peer enters a full k-bucket: `if-room` (the
+    /// simulator's default) or `probe` (libp2p's and kadns-dht's default:
+    /// dial the bucket's oldest disconnected entry to check it).
+    #[arg(long, default_value = "if-room", value_parser = parse_inserts)]
+    bucket_inserts: BucketInserts,
     /// Directory for the SVG plots.
     #[arg(long, default_value = "target/kadns-sim")]
     out_dir: PathBuf,
+}
+
+fn parse_stack(text: &str) -> Result<Stack, String> {
+    match text {
+        "native" => Ok(Stack::Native),
+        "yamux" => Ok(Stack::Yamux),
+        "noise" => Ok(Stack::Noise),
+        other => Err(format!("unknown stack {other:?}: native, yamux or noise")),
+    }
+}
+
+fn parse_inserts(text: &str) -> Result<BucketInserts, String> {
+    match text {
+        "if-room" => Ok(BucketInserts::IfRoom),
+        "probe" => Ok(BucketInserts::Probe),
+        other => Err(format!(
+            "unknown bucket inserts {other:?}: if-room or probe"
+        )),
+    }
 }
 
 fn scenarios(args: &Args) -> anyhow::Result<Vec<Kind>> {
@@ -151,6 +188,8 @@ fn main() -> anyhow::Result<()> {
     if let Some(grace) = args.grace {
         config.get_grace = grace;
     }
+    config.disjoint_query_paths = args.disjoint;
+    config.bucket_inserts = args.bucket_inserts;
     let params = Params {
         nodes: args.nodes,
         lookups: args.lookups,
@@ -167,7 +206,7 @@ fn main() -> anyhow::Result<()> {
             seed: args.seed,
             // The production TCP swarm's dial limit, on the simulated link.
             upgrade_timeout: config.dial_timeout,
-            noise: args.noise,
+            stack: args.stack,
         },
         eclipse_bits: args.eclipse_bits,
         config,

@@ -48,6 +48,10 @@ pub struct Figures {
     pub replicas: f64,
     /// Wall time, seconds.
     pub wall_s: f64,
+    /// The machine's 1-minute load average when the scenario ended.
+    pub load: f64,
+    /// CPU seconds the simulator used in the scenario.
+    pub cpu_s: f64,
 }
 
 /// The `q` quantile of sorted `v` (nearest rank); 0 when empty.
@@ -100,17 +104,19 @@ pub fn scenario_figures(r: &ScenarioResult) -> Figures {
         rss_mib: r.formation.rss_mib,
         replicas: r.replicas,
         wall_s: r.wall_s,
+        load: r.load,
+        cpu_s: r.cpu_s,
         ..figures(&r.scenario, r.formation.nodes, r.rtt_ms, &r.samples)
     }
 }
 
 /// The markdown table header.
-pub const TABLE_HEADER: &str = "| scenario | nodes | lookups | success % | newest % | p50 ms | p90 ms | p99 ms | p50 RTT | p90 RTT | p99 RTT | req/lookup (mean, p99) | stale | wrong | refused answers | replicas | form s | RSS MiB | wall s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+pub const TABLE_HEADER: &str = "| scenario | nodes | lookups | success % | newest % | p50 ms | p90 ms | p99 ms | p50 RTT | p90 RTT | p99 RTT | req/lookup (mean, p99) | stale | wrong | refused answers | replicas | form s | RSS MiB | wall s | CPU s | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 /// One markdown table row.
 pub fn table_row(f: &Figures) -> String {
     format!(
-        "| {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1}, {:.0} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.1} |",
+        "| {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1}, {:.0} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.1} | {:.0} | {:.1} |",
         f.scenario,
         f.nodes,
         f.lookups,
@@ -130,7 +136,9 @@ pub fn table_row(f: &Figures) -> String {
         f.replicas,
         f.form_s,
         f.rss_mib,
-        f.wall_s
+        f.wall_s,
+        f.cpu_s,
+        f.load
     )
 }
 

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::link::{LinkConfig, Network};
 use crate::names::{NameError, Names, Verdict};
 use crate::storage::LieKind;
-use crate::world::{Formation, World, WorldError, ground_keypair};
+use crate::world::{Formation, World, WorldError, cpu_seconds, ground_keypair};
 
 /// What disturbs the network while lookups run.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -111,6 +111,10 @@ pub struct ScenarioResult {
     pub wall_s: f64,
     /// The mean RTT, milliseconds.
     pub rtt_ms: f64,
+    /// The machine's 1-minute load average at the end (0 when unknown).
+    pub load: f64,
+    /// CPU seconds the process used in the scenario (both cores count).
+    pub cpu_s: f64,
 }
 
 /// Why a scenario could not run.
@@ -154,9 +158,18 @@ async fn lookup(handle: Handle, key: DhtKey, names: Arc<Names>) -> Sample {
     }
 }
 
+/// The machine's 1-minute load average (`/proc/loadavg`), 0 when unknown.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Runs one scenario from an empty network to its last lookup.
 pub async fn run(kind: Kind, params: &Params) -> Result<ScenarioResult, ScenarioError> {
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let n = params.nodes.max(2);
     let name_count = match kind {
         Kind::Eclipse(_) => 1,
@@ -252,8 +265,17 @@ pub async fn run(kind: Kind, params: &Params) -> Result<ScenarioResult, Scenario
     churn.tick().await;
     let mut samples = Vec::with_capacity(params.lookups);
     let mut joined = 0;
+    let mut progress = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
+            _ = progress.tick() => tracing::info!(
+                done = samples.len(),
+                secs = started.elapsed().as_secs_f64(),
+                cpu_s = cpu_seconds() - cpu,
+                open = world.net.open_connections(),
+                opened = world.net.connections(),
+                "lookups"
+            ),
             s = lookups.next() => match s {
                 Some(s) => samples.push(s),
                 None => break,
@@ -285,5 +307,7 @@ pub async fn run(kind: Kind, params: &Params) -> Result<ScenarioResult, Scenario
         samples,
         wall_s: started.elapsed().as_secs_f64(),
         rtt_ms: params.link.rtt.as_secs_f64() * 1000.0,
+        load: load_average(),
+        cpu_s: cpu_seconds() - cpu,
     })
 }

@@ -38,6 +38,9 @@ pub const MAX_STARTUP_DIALS: usize = 16;
 #[derive(Debug)]
 pub(super) struct Peers {
     max_saved: usize,
+    /// [`BucketInserts::IfRoom`](crate::BucketInserts::IfRoom): identify
+    /// adds a peer only while its bucket has room.
+    if_room: bool,
     saved: HashSet<PeerId>,
     failures: HashMap<PeerId, u32>,
     bootstraps: HashMap<QueryId, Vec<Reply<usize>>>,
@@ -54,6 +57,19 @@ pub(super) fn routing_peers(kad: &mut Kad) -> Vec<PeerId> {
         }
     }
     peers
+}
+
+/// Whether `peer` is in its k-bucket already or the bucket has room (no
+/// liveness dial is needed to add it).
+fn has_room(kad: &mut Kad, peer: &PeerId) -> bool {
+    match kad.kbucket(*peer) {
+        Some(bucket) => {
+            bucket.num_entries() < kad::K_VALUE.get()
+                || bucket.iter().any(|e| e.node.key.preimage() == peer)
+        }
+        // Our own id.
+        None => false,
+    }
 }
 
 /// Gives Kademlia a peer's addresses (IP ones only, at most
@@ -75,9 +91,10 @@ pub(super) fn add_peer_addresses(
 }
 
 impl Peers {
-    pub(super) fn new(max_saved: usize, metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(max_saved: usize, if_room: bool, metrics: Arc<Metrics>) -> Self {
         Self {
             max_saved,
+            if_room,
             saved: HashSet::new(),
             failures: HashMap::new(),
             bootstraps: HashMap::new(),
@@ -121,6 +138,9 @@ impl Peers {
     /// peer's addresses go to Kademlia and to the saved peers.
     pub(super) fn on_identify(&mut self, kad: &mut Kad, peer: PeerId, info: identify::Info) {
         if !info.protocols.contains(&KAD_PROTOCOL) {
+            return;
+        }
+        if self.if_room && !has_room(kad, &peer) {
             return;
         }
         let addrs = add_peer_addresses(kad, peer, info.listen_addrs);
