@@ -321,7 +321,8 @@ impl ValidatingStore {
         // The very bytes already held (a record handed over by several
         // holders, say): nothing to check, since the held copy was verified
         // when it was written. Only its expiry, which the store keeps.
-        if let Some(stored) = self.storage.get(key)?
+        let existing = self.storage.get(key)?;
+        if let Some(stored) = &existing
             && stored.expires > now
             && stored.bytes == bytes
             && let Ok(held) = SignedBundle::decode(&stored.bytes)
@@ -336,7 +337,7 @@ impl ValidatingStore {
         // below is the one that admits.)
         if let Some(zone) = zone_of(bytes)
             && let Err(full) = self.budget.borrow().admit(&zone, bytes.len(), None)
-            && self.storage.get(key)?.is_none()
+            && existing.is_none()
         {
             return Err(full.into());
         }
