@@ -88,7 +88,12 @@ impl Behaviour {
             // loop runs a streaming replication job instead (docs/dht.md).
             .set_replication_interval(None)
             .set_publication_interval(None)
-            .set_caching(kad::Caching::Disabled);
+            .set_caching(kad::Caching::Disabled)
+            .set_periodic_bootstrap_interval(
+                config
+                    .bootstrap_interval
+                    .map(|d| spread_interval(d, &peer_id)),
+            );
         if config.bucket_inserts == BucketInserts::IfRoom {
             // Peers enter the table from identify only (`Peers::on_identify`),
             // and only while their bucket has room.
@@ -127,6 +132,36 @@ impl Behaviour {
             store,
         }
     }
+}
+
+/// `interval` stretched or shrunk by up to a quarter, by `peer`: the same
+/// node always gets the same interval, and nodes started at the same moment
+/// (a restarted data centre, a simulation) do not refresh together.
+fn spread_interval(interval: Duration, peer: &PeerId) -> Duration {
+    let bytes = peer.to_bytes();
+    // The last bytes are the key's (hash) bits; the first are the multihash
+    // header, the same for every ed25519 peer.
+    let tail = bytes
+        .iter()
+        .rev()
+        .take(8)
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    let unit = (tail >> 11) as f64 / (1u64 << 53) as f64;
+    interval.mul_f64(0.75 + unit / 2.0)
+}
+
+/// The swarm settings both builders share: `idle` as the idle-connection
+/// limit, and lazy protocol negotiation on every outbound substream. Each
+/// kadns protocol is offered alone (one Kademlia, one store, one identify,
+/// one ping protocol), so the dialer can send its request together with its
+/// protocol choice instead of waiting one round trip for the listener's
+/// confirmation (multistream-select `V1Lazy`; libp2p's default `V1` waits).
+/// A Kademlia request on a new substream costs one RTT instead of two
+/// (docs/dht.md, "Round trips").
+fn swarm_config(config: libp2p::swarm::Config, idle: Duration) -> libp2p::swarm::Config {
+    config
+        .with_idle_connection_timeout(idle)
+        .with_substream_upgrade_protocol_override(Version::V1Lazy)
 }
 
 fn transport_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
@@ -197,7 +232,7 @@ pub fn build_swarm_with_transport(
             .map_err(|e| transport_error(std::io::Error::other(e.to_string())))?
             .with_behaviour(|key| Behaviour::new(key, config, store))
             .map_err(|e| transport_error(std::io::Error::other(e.to_string())))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_swarm_config(|c| swarm_config(c, idle))
             .build();
         return Ok(swarm);
     }
@@ -220,7 +255,34 @@ pub fn build_swarm_with_transport(
         .map_err(|e| transport_error(std::io::Error::other(e.to_string())))?
         .with_behaviour(|key| Behaviour::new(key, config, store))
         .map_err(|e| transport_error(std::io::Error::other(e.to_string())))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .with_swarm_config(|c| swarm_config(c, idle))
         .build();
     Ok(swarm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_intervals_are_spread_within_a_quarter_and_stable_per_node() {
+        let base = Duration::from_secs(600);
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            let peer = Keypair::generate_ed25519().public().to_peer_id();
+            let d = spread_interval(base, &peer);
+            assert!(d >= base.mul_f64(0.75) && d < base.mul_f64(1.25), "{d:?}");
+            assert_eq!(d, spread_interval(base, &peer));
+            seen.push(d);
+        }
+        seen.sort();
+        // Spread over the range, not bunched: the 10th and 90th percentiles
+        // are more than a quarter of the base apart.
+        assert!(
+            seen[180] - seen[20] > base / 4,
+            "{:?} .. {:?}",
+            seen[20],
+            seen[180]
+        );
+    }
 }

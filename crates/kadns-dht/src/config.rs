@@ -112,6 +112,13 @@ pub struct Config {
     /// the node knows. `None` turns re-replication off.
     #[serde(with = "opt_secs")]
     pub replication_interval: Option<Duration>,
+    /// How often a node walks its routing table again (libp2p's periodic
+    /// bootstrap: a lookup of its own id, then one per farther bucket).
+    /// Each node stretches or shrinks it by up to a quarter, by its peer
+    /// id, so that nodes started together do not all walk at once
+    /// (docs/dht.md, "Bootstrap"). `None` turns it off.
+    #[serde(with = "opt_secs")]
+    pub bootstrap_interval: Option<Duration>,
     /// How often expired records are purged from disk.
     #[serde(with = "secs")]
     pub purge_interval: Duration,
@@ -124,6 +131,10 @@ pub struct Config {
     /// reserve (docs/dht.md, "Storage budget").
     pub storage: StorageLimits,
 }
+
+/// The default [`Config::bootstrap_interval`]: 15 minutes (libp2p's
+/// default is 5).
+pub const DEFAULT_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
 /// Bytes a stored record is charged for beyond its bundle: its key, its
 /// expiry-index entry and sled's per-entry bookkeeping.
@@ -263,6 +274,7 @@ impl Default for Config {
             bucket_inserts: BucketInserts::Probe,
             store_timeout: Duration::from_secs(10),
             replication_interval: Some(Duration::from_secs(3600)),
+            bootstrap_interval: Some(DEFAULT_BOOTSTRAP_INTERVAL),
             purge_interval: Duration::from_secs(60),
             idle_connection_timeout: Duration::from_secs(30),
             max_saved_peers: 200,

@@ -57,9 +57,9 @@ pub use behaviour::{
 pub use budget::BudgetExceeded;
 pub use closeness::{CLOSENESS_REFRESH, CLOSENESS_SLACK};
 pub use config::{
-    BucketInserts, Config, DEFAULT_MAX_STORAGE, DEFAULT_MAX_ZONE_RECORDS, DataDir,
-    MAX_DISK_RESERVE, MIN_DISK_RESERVE, Mode, RECORD_OVERHEAD, SizeError, StorageLimits,
-    parse_size,
+    BucketInserts, Config, DEFAULT_BOOTSTRAP_INTERVAL, DEFAULT_MAX_STORAGE,
+    DEFAULT_MAX_ZONE_RECORDS, DataDir, MAX_DISK_RESERVE, MIN_DISK_RESERVE, Mode, RECORD_OVERHEAD,
+    SizeError, StorageLimits, parse_size,
 };
 pub use disk::{BALLAST_FILE, DiskFull};
 pub use error::Error;

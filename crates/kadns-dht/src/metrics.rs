@@ -55,6 +55,11 @@ pub struct Metrics {
     pub replication_capped: Counter,
     /// Unreachable peers removed from the routing table and saved peers.
     pub peers_removed: Counter,
+    /// Routing-table walks finished (libp2p's bootstrap: a lookup of the
+    /// node's own id, then one per farther bucket). The first runs on its
+    /// own once a starting node knows a peer; then every
+    /// `bootstrap_interval`, and on [`Handle::bootstrap`](crate::Handle::bootstrap).
+    pub bootstraps: Counter,
     /// Expired records removed from disk.
     pub purged: Counter,
     /// Records on disk.
@@ -141,6 +146,11 @@ impl Metrics {
             "peers_removed",
             "Unreachable peers removed from the routing table",
             self.peers_removed.clone(),
+        );
+        r.register(
+            "bootstraps",
+            "Routing-table walks (own id, then every farther bucket) finished",
+            self.bootstraps.clone(),
         );
         r.register("purged", "Expired records removed", self.purged.clone());
         r.register("records", "Records on disk", self.records.clone());

@@ -125,6 +125,9 @@ pub fn cpu_seconds() -> f64 {
 /// are on the cold side.
 pub const SIM_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest [`World::form`] waits for every node's join walk.
+pub const FORM_DEADLINE: Duration = Duration::from_secs(600);
+
 /// The node configuration the simulator uses: production defaults, with
 /// background re-replication off (runs are minutes long; the job's hourly
 /// round would never run anyway), a 30 s query limit,
@@ -240,11 +243,11 @@ impl World {
     }
 
     /// Starts `count` nodes (`liars[i]` says what node i lies about;
-    /// `keys[i]` may give it an identity; each runs its own start-up
-    /// bootstrap), then has every node look its own id up once more
-    /// ([`Handle::refresh`]: one lookup, not a walk over every bucket) so
-    /// that early nodes learn the late ones, `parallel` at a time. Returns
-    /// how it went.
+    /// `keys[i]` may give it an identity; each runs the production start-up:
+    /// a lookup of its own id, then libp2p's walk over its farther buckets)
+    /// and waits until every node finished that walk (at most
+    /// [`FORM_DEADLINE`]); then reads every routing table's size,
+    /// `parallel` at a time. Returns how it went.
     pub async fn form(
         &mut self,
         liars: &[Option<LieKind>],
@@ -272,14 +275,46 @@ impl World {
             secs = started.elapsed().as_secs_f64(),
             rss_mib = rss_bytes() / (1024 * 1024),
             open = self.net.open_connections(),
-            "every node started; refreshing"
+            "every node started; waiting for every join walk"
         );
+        // Formed = every node finished the production join: its own-id
+        // lookup and libp2p's walk over its farther buckets (the walk runs
+        // on its own once a node knows a peer; `Metrics::bootstraps`
+        // counts it). Bounded: a node that never finishes is reported.
+        let deadline = Instant::now() + FORM_DEADLINE;
+        let mut progress = Instant::now();
+        loop {
+            let walking = self
+                .nodes
+                .iter()
+                .filter(|n| n.handle.metrics().bootstraps.get() == 0)
+                .count();
+            if walking == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    walking,
+                    "forming deadline passed with join walks unfinished"
+                );
+                break;
+            }
+            if progress.elapsed() >= Duration::from_secs(5) {
+                progress = Instant::now();
+                tracing::info!(
+                    walking,
+                    secs = started.elapsed().as_secs_f64(),
+                    rss_mib = rss_bytes() / (1024 * 1024),
+                    open = self.net.open_connections(),
+                    opened = self.net.connections(),
+                    "forming"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let handles: Vec<Handle> = self.nodes.iter().map(|n| n.handle.clone()).collect();
         let sizes: Vec<usize> = futures::stream::iter(handles)
-            .map(|h| async move {
-                // A failed refresh still counts as done.
-                h.refresh().await.unwrap_or(0)
-            })
+            .map(|h| async move { h.peers().await.map_or(0, |p| p.len()) })
             .buffer_unordered(parallel.max(1))
             .collect()
             .await;
@@ -314,12 +349,21 @@ impl World {
         }
     }
 
-    /// Stops every node.
+    /// Stops every node. The network goes silent first (every host dead),
+    /// so no node spends its last turns reacting to the others leaving;
+    /// then the nodes stop concurrently (one after another, a thousand
+    /// busy nodes took longer than the run itself).
     pub async fn shutdown(&mut self) {
-        for n in &mut self.nodes {
-            if let Some(node) = n.node.take() {
-                node.shutdown().await;
-            }
+        for n in &self.nodes {
+            self.net.kill(n.index);
         }
+        let running: Vec<Node> = self
+            .nodes
+            .iter_mut()
+            .filter_map(|n| n.node.take())
+            .collect();
+        futures::stream::iter(running)
+            .for_each_concurrent(64, Node::shutdown)
+            .await;
     }
 }

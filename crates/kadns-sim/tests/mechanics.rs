@@ -407,3 +407,71 @@ async fn dead_holders_neither_stall_a_get_nor_stay_in_the_table() {
     );
     world.shutdown().await;
 }
+
+/// The production swarm's round trips, seen through a get: on a connection
+/// that is open, a Kademlia request costs one RTT (the protocol is chosen
+/// lazily, with the request); on a new connection it costs three (the
+/// dial's two, then the request). With libp2p's default negotiation (`V1`,
+/// which waits for the listener's confirmation) these were two and four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_costs_one_rtt_on_an_open_connection_and_three_on_a_new_one() {
+    const RTT: u64 = 200;
+    let config = sim_config();
+    let net = Network::new(LinkConfig::fixed(Duration::from_millis(RTT)));
+    let names = Names::generate(1, 21).expect("names");
+    let mut world = World::new(net, config, names.book.clone(), 21);
+    world.form(&[None; 2], Vec::new(), 2).await.expect("form");
+    let bundle = names.newest[0].clone();
+    let key = bundle.dht_key();
+    let report = world.nodes[0].handle.put(bundle).await.expect("put");
+    assert_eq!(report.replicas(), 2, "both nodes hold it");
+    // The asker joins after the put: it holds no copy, and its join has
+    // just opened connections to both holders. Once both are in its
+    // routing table too, its get asks both at once: one hop.
+    let asker = world.spawn(None, None).await.expect("asker");
+    let handle = world.nodes[asker].handle.clone();
+    let deadline = Instant::now() + DEADLINE;
+    while handle.connected_peers().await.expect("connected").len() < 2
+        || handle.peers().await.expect("peers").len() < 2
+    {
+        assert!(Instant::now() < deadline, "the asker never reached both");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let timed_get = || async {
+        let started = Instant::now();
+        let got = tokio::time::timeout(DEADLINE, handle.get(key))
+            .await
+            .expect("get in time")
+            .expect("get");
+        let took = started.elapsed();
+        let best = got.best.expect("found");
+        assert_eq!(names.verdict(&key, best.as_bytes()), Verdict::Fresh);
+        assert_eq!(got.answered_by.len(), 2, "both holders answered");
+        took
+    };
+    let warm = timed_get().await;
+    let want = Duration::from_millis(RTT);
+    assert!(
+        warm >= want && warm < want + Duration::from_millis(RTT / 2),
+        "open connections: {warm:?}, want one RTT ({want:?})"
+    );
+    // The simulator closes idle connections after 5 s: wait for it, then
+    // the same get dials both holders first.
+    let deadline = Instant::now() + DEADLINE;
+    while !handle
+        .connected_peers()
+        .await
+        .expect("connected")
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "connections never went idle");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cold = timed_get().await;
+    let want = Duration::from_millis(3 * RTT);
+    assert!(
+        cold >= want && cold < want + Duration::from_millis(RTT / 2),
+        "new connections: {cold:?}, want three RTTs ({want:?})"
+    );
+    world.shutdown().await;
+}

@@ -205,6 +205,9 @@ impl Peers {
                 num_remaining.unwrap_or(0) == 0
             }
         } || last;
+        if last {
+            self.metrics.bootstraps.inc();
+        }
         if done && let Some(replies) = self.bootstraps.remove(&id) {
             let n = routing_peers(kad).len();
             for reply in replies {

@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 
 mod delayed;
 mod id_exchange;
+mod listener;
 pub mod muxer;
 mod native;
 mod stream;

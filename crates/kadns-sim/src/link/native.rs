@@ -2,7 +2,6 @@
 //! multiplexed connection ([`Muxer`]) after the round trips TCP and Noise XX
 //! cost, with no connection upgrade run on top.
 
-use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +15,9 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::time::Instant;
 
 use super::delayed::{self, Receiver};
+use super::listener::Listener;
 use super::muxer::{Lane, Muxer, Side, muxer_pair};
-use super::{Network, address, index_of, mix};
+use super::{Network, index_of, mix};
 
 /// A connection arriving at a native listener, with the dialer's id.
 pub(super) struct Incoming {
@@ -32,8 +32,7 @@ type ListenerUpgrade = futures::future::Ready<io::Result<(PeerId, Muxer)>>;
 pub struct NativeTransport {
     net: Network,
     me: usize,
-    listener: Option<(ListenerId, Multiaddr, Receiver<Incoming>)>,
-    events: VecDeque<TransportEvent<ListenerUpgrade, io::Error>>,
+    listener: Listener<Receiver<Incoming>, ListenerUpgrade>,
 }
 
 impl std::fmt::Debug for NativeTransport {
@@ -51,8 +50,7 @@ impl Network {
         NativeTransport {
             net: self.clone(),
             me: index,
-            listener: None,
-            events: VecDeque::new(),
+            listener: Listener::new(index),
         }
     }
 
@@ -90,28 +88,19 @@ impl Transport for NativeTransport {
         id: ListenerId,
         addr: Multiaddr,
     ) -> Result<(), TransportError<Self::Error>> {
-        if index_of(&addr) != Some(self.me) || self.listener.is_some() {
-            return Err(TransportError::MultiaddrNotSupported(addr));
-        }
-        let (tx, rx) = delayed::channel();
-        self.net.lock().native_listeners.insert(self.me, tx);
-        self.listener = Some((id, addr.clone(), rx));
-        self.events.push_back(TransportEvent::NewAddress {
-            listener_id: id,
-            listen_addr: addr,
-        });
-        Ok(())
+        let (net, me) = (&self.net, self.me);
+        self.listener.listen(id, addr, || {
+            let (tx, rx) = delayed::channel();
+            net.lock().native_listeners.insert(me, tx);
+            rx
+        })
     }
 
     fn remove_listener(&mut self, id: ListenerId) -> bool {
-        match &self.listener {
-            Some((lid, _, _)) if *lid == id => {
-                self.listener = None;
-                self.net.lock().native_listeners.remove(&self.me);
-                true
-            }
-            _ => false,
-        }
+        let (net, me) = (&self.net, self.me);
+        self.listener.remove(id, || {
+            net.lock().native_listeners.remove(&me);
+        })
     }
 
     fn dial(
@@ -164,20 +153,9 @@ impl Transport for NativeTransport {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
-        if let Some(event) = self.events.pop_front() {
-            return Poll::Ready(event);
-        }
-        let Some((id, addr, rx)) = self.listener.as_mut() else {
-            return Poll::Pending;
-        };
-        match rx.poll_next(cx) {
-            Poll::Ready(incoming) => Poll::Ready(TransportEvent::Incoming {
-                listener_id: *id,
-                upgrade: futures::future::ready(Ok((incoming.peer, incoming.muxer))),
-                local_addr: addr.clone(),
-                send_back_addr: address(incoming.from),
-            }),
-            Poll::Pending => Poll::Pending,
-        }
+        self.listener.poll(cx, |rx, cx| {
+            rx.poll_next(cx)
+                .map(|i| Some((futures::future::ready(Ok((i.peer, i.muxer))), i.from)))
+        })
     }
 }

@@ -2,7 +2,6 @@
 //! [`Stack::Noise`](super::Stack::Noise)): connections are byte pipes with
 //! the pair's one-way delay, upgraded by libp2p as over TCP.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -18,7 +17,8 @@ use libp2p::core::transport::{DialOpts, ListenerId, Transport, TransportError, T
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
-use super::{Host, Network, address, index_of, mix, unit};
+use super::listener::Listener;
+use super::{Host, Network, index_of, mix, unit};
 
 /// A connection arriving at a byte-stream listener.
 pub(super) struct Incoming {
@@ -33,8 +33,7 @@ impl Network {
         LinkTransport {
             net: self.clone(),
             me: index,
-            listener: None,
-            events: VecDeque::new(),
+            listener: Listener::new(index),
         }
     }
 
@@ -213,8 +212,7 @@ impl AsyncWrite for Link {
 pub struct LinkTransport {
     net: Network,
     me: usize,
-    listener: Option<(ListenerId, Multiaddr, mpsc::UnboundedReceiver<Incoming>)>,
-    events: VecDeque<TransportEvent<futures::future::Ready<io::Result<Link>>, io::Error>>,
+    listener: Listener<mpsc::UnboundedReceiver<Incoming>, futures::future::Ready<io::Result<Link>>>,
 }
 
 impl std::fmt::Debug for LinkTransport {
@@ -236,28 +234,19 @@ impl Transport for LinkTransport {
         id: ListenerId,
         addr: Multiaddr,
     ) -> Result<(), TransportError<Self::Error>> {
-        if index_of(&addr) != Some(self.me) || self.listener.is_some() {
-            return Err(TransportError::MultiaddrNotSupported(addr));
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.net.lock().listeners.insert(self.me, tx);
-        self.listener = Some((id, addr.clone(), rx));
-        self.events.push_back(TransportEvent::NewAddress {
-            listener_id: id,
-            listen_addr: addr,
-        });
-        Ok(())
+        let (net, me) = (&self.net, self.me);
+        self.listener.listen(id, addr, || {
+            let (tx, rx) = mpsc::unbounded_channel();
+            net.lock().listeners.insert(me, tx);
+            rx
+        })
     }
 
     fn remove_listener(&mut self, id: ListenerId) -> bool {
-        match &self.listener {
-            Some((lid, _, _)) if *lid == id => {
-                self.listener = None;
-                self.net.lock().listeners.remove(&self.me);
-                true
-            }
-            _ => false,
-        }
+        let (net, me) = (&self.net, self.me);
+        self.listener.remove(id, || {
+            net.lock().listeners.remove(&me);
+        })
     }
 
     fn dial(
@@ -297,20 +286,9 @@ impl Transport for LinkTransport {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
-        if let Some(event) = self.events.pop_front() {
-            return Poll::Ready(event);
-        }
-        let Some((id, addr, rx)) = self.listener.as_mut() else {
-            return Poll::Pending;
-        };
-        match rx.poll_recv(cx) {
-            Poll::Ready(Some(incoming)) => Poll::Ready(TransportEvent::Incoming {
-                listener_id: *id,
-                upgrade: futures::future::ready(Ok(incoming.link)),
-                local_addr: addr.clone(),
-                send_back_addr: address(incoming.from),
-            }),
-            _ => Poll::Pending,
-        }
+        self.listener.poll(cx, |rx, cx| {
+            rx.poll_recv(cx)
+                .map(|i| i.map(|i| (futures::future::ready(Ok(i.link)), i.from)))
+        })
     }
 }
