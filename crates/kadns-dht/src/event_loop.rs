@@ -45,7 +45,9 @@ pub use get::MAX_PENDING_GETS;
 use get::{GetStep, Gets};
 use inbound::Inbound;
 pub use inbound::MAX_COMMIT_GROUP;
-pub use peers::{MAX_ADDRS_PER_PEER, MAX_PEER_FAILURES, MAX_STARTUP_DIALS, MAX_TRACKED_FAILURES};
+pub use peers::{
+    MAX_ADDRS_PER_PEER, MAX_PEER_FAILURES, MAX_STARTUP_DIALS, MAX_TRACKED_FAILURES, MIN_WALK_GAP,
+};
 use peers::{Peers, routing_peers};
 pub use put::MAX_PENDING_PUTS;
 use put::Puts;

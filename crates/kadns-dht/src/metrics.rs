@@ -60,6 +60,9 @@ pub struct Metrics {
     /// own once a starting node knows a peer; then every
     /// `bootstrap_interval`, and on [`Handle::bootstrap`](crate::Handle::bootstrap).
     pub bootstraps: Counter,
+    /// Routing-table walks libp2p started again right after one ended, and
+    /// the node stopped (`MIN_WALK_GAP`).
+    pub bootstraps_suppressed: Counter,
     /// Expired records removed from disk.
     pub purged: Counter,
     /// Records on disk.
@@ -151,6 +154,11 @@ impl Metrics {
             "bootstraps",
             "Routing-table walks (own id, then every farther bucket) finished",
             self.bootstraps.clone(),
+        );
+        r.register(
+            "bootstraps_suppressed",
+            "Repeated routing-table walks stopped at once",
+            self.bootstraps_suppressed.clone(),
         );
         r.register("purged", "Expired records removed", self.purged.clone());
         r.register("records", "Records on disk", self.records.clone());

@@ -475,3 +475,36 @@ async fn a_request_costs_one_rtt_on_an_open_connection_and_three_on_a_new_one() 
     );
     world.shutdown().await;
 }
+
+/// A join over slow links walks the routing table once. libp2p starts its
+/// walk 500 ms after a peer enters a table of fewer than k; at 200 ms RTT
+/// a hop on new connections takes 600 ms, so the walk starts while the
+/// table is still filling, the peers that enter it during the walk start
+/// another, and without `MIN_WALK_GAP` every joiner walked twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_join_walks_the_table_once() {
+    let net = Network::new(LinkConfig::fixed(Duration::from_millis(200)));
+    let names = Names::generate(1, 23).expect("names");
+    let mut world = World::new(net, sim_config(), names.book.clone(), 23);
+    world.form(&[None; 30], Vec::new(), 8).await.expect("form");
+    let suppressed: u64 = world
+        .nodes
+        .iter()
+        .map(|n| n.handle.metrics().bootstraps_suppressed.get())
+        .sum();
+    assert!(
+        suppressed > 0,
+        "libp2p started no second walk: the test shows nothing"
+    );
+    // Watched for 20 s, long enough for a second walk to end (a walk
+    // here takes seconds): no node completes one.
+    let watch = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < watch {
+        for n in &world.nodes {
+            let m = n.handle.metrics();
+            assert_eq!(m.bootstraps.get(), 1, "node {} walked again", n.index);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    world.shutdown().await;
+}

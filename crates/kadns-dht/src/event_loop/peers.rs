@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use libp2p::kad::{self, QueryId};
 use libp2p::swarm::DialError;
@@ -33,6 +34,10 @@ pub const MAX_TRACKED_FAILURES: usize = 1024;
 pub const MAX_ADDRS_PER_PEER: usize = 8;
 /// Saved peers dialled at start-up.
 pub const MAX_STARTUP_DIALS: usize = 16;
+/// A routing-table walk that libp2p starts on its own less than this long
+/// after the last one ended is stopped at once (when the table holds k
+/// peers or more): see `Peers::on_bootstrap`.
+pub const MIN_WALK_GAP: Duration = Duration::from_secs(60);
 
 /// Saved peers, failure counts and bootstrap waiters.
 #[derive(Debug)]
@@ -44,6 +49,10 @@ pub(super) struct Peers {
     saved: HashSet<PeerId>,
     failures: HashMap<PeerId, u32>,
     bootstraps: HashMap<QueryId, Vec<Reply<usize>>>,
+    /// Repeated walks being stopped, step by step.
+    suppressed: HashSet<QueryId>,
+    /// When the last walk ended.
+    last_walk: Option<Instant>,
     refreshes: HashMap<QueryId, Vec<Reply<usize>>>,
     metrics: Arc<Metrics>,
 }
@@ -98,6 +107,8 @@ impl Peers {
             saved: HashSet::new(),
             failures: HashMap::new(),
             bootstraps: HashMap::new(),
+            suppressed: HashSet::new(),
+            last_walk: None,
             refreshes: HashMap::new(),
             metrics,
         }
@@ -192,6 +203,10 @@ impl Peers {
     }
 
     /// A bootstrap query progressed; `last` is Kademlia's `step.last`.
+    /// A walk nobody asked for that libp2p starts again right after one
+    /// ended (see [`MIN_WALK_GAP`]) is stopped here: Kademlia runs the next
+    /// bucket's lookup of a finished step, so each step is finished as it
+    /// begins, before it sends a request.
     pub(super) fn on_bootstrap(
         &mut self,
         kad: &mut Kad,
@@ -205,8 +220,20 @@ impl Peers {
                 num_remaining.unwrap_or(0) == 0
             }
         } || last;
+        if self.suppressed.contains(&id) || self.is_repeat(kad, id) {
+            if done {
+                self.suppressed.remove(&id);
+            } else {
+                self.suppressed.insert(id);
+                if let Some(mut query) = kad.query_mut(&id) {
+                    query.finish();
+                }
+            }
+            return;
+        }
         if last {
             self.metrics.bootstraps.inc();
+            self.last_walk = Some(Instant::now());
         }
         if done && let Some(replies) = self.bootstraps.remove(&id) {
             let n = routing_peers(kad).len();
@@ -214,6 +241,26 @@ impl Peers {
                 let _ = reply.send(Ok(n));
             }
         }
+    }
+
+    /// Whether walk `id`, at its first step, repeats one that ended less
+    /// than [`MIN_WALK_GAP`] ago, with a routing table of k peers or more,
+    /// and nobody waits for it ([`Peers::bootstrap`]). libp2p starts a walk
+    /// whenever a peer enters a table of fewer than k, 500 ms later, even
+    /// while one runs: a node whose join fills its table slowly (slow
+    /// links, a busy machine) walks twice in a row. Counted in
+    /// `kadns_dht_bootstraps_suppressed`.
+    fn is_repeat(&mut self, kad: &mut Kad, id: QueryId) -> bool {
+        let repeat = !self.bootstraps.contains_key(&id)
+            && self
+                .last_walk
+                .is_some_and(|ended| ended.elapsed() < MIN_WALK_GAP)
+            && routing_peers(kad).len() >= kad::K_VALUE.get();
+        if repeat {
+            self.metrics.bootstraps_suppressed.inc();
+            tracing::debug!(?id, "repeated routing-table walk stopped");
+        }
+        repeat
     }
 
     /// A connection to `peer` works: its count starts again.
