@@ -269,7 +269,7 @@ impl Default for Config {
             query_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
             dial_timeout: Duration::from_secs(5),
-            lookup_parallelism: NonZeroUsize::new(3).expect("3 is not zero"),
+            lookup_parallelism: NonZeroUsize::new(5).expect("5 is not zero"),
             disjoint_query_paths: false,
             bucket_inserts: BucketInserts::Probe,
             store_timeout: Duration::from_secs(10),
