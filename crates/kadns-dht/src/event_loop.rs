@@ -48,7 +48,7 @@ pub use inbound::MAX_COMMIT_GROUP;
 pub use peers::{
     MAX_ADDRS_PER_PEER, MAX_PEER_FAILURES, MAX_STARTUP_DIALS, MAX_TRACKED_FAILURES, MIN_WALK_GAP,
 };
-use peers::{Peers, routing_peers};
+use peers::{Peers, ping_unsupported, routing_peers};
 pub use put::MAX_PENDING_PUTS;
 use put::Puts;
 use replication::Replication;
@@ -328,7 +328,7 @@ impl EventLoop {
                 peer,
                 connection,
                 result: Err(error),
-            })) if !matches!(error, ping::Failure::Unsupported) => {
+            })) if !ping_unsupported(&error) => {
                 // A connection whose peer stopped answering: close it (a
                 // blackholed peer never closes it), and count the failure
                 // (a timeout, or the ping stream's negotiation timing out;

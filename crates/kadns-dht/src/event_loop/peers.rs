@@ -15,9 +15,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use libp2p::core::upgrade::NegotiationError;
 use libp2p::kad::{self, QueryId};
 use libp2p::swarm::DialError;
-use libp2p::{Multiaddr, PeerId, identify};
+use libp2p::{Multiaddr, PeerId, identify, ping};
 
 use super::{Kad, is_ip};
 use crate::behaviour::KAD_PROTOCOL;
@@ -97,6 +98,31 @@ pub(super) fn add_peer_addresses(
         kad.add_address(&peer, addr.clone());
     }
     addrs
+}
+
+/// Whether a ping failed because the peer does not speak ping. With lazy
+/// negotiation (`behaviour::swarm_config`) the peer's refusal reaches the
+/// pinger as a failed read, an I/O error around multistream-select's
+/// `NegotiationError::Failed`, instead of as `Failure::Unsupported`.
+pub(super) fn ping_unsupported(failure: &ping::Failure) -> bool {
+    let ping::Failure::Other { error } = failure else {
+        return matches!(failure, ping::Failure::Unsupported);
+    };
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&**error);
+    while let Some(e) = next {
+        if let Some(NegotiationError::Failed) = e.downcast_ref::<NegotiationError>() {
+            return true;
+        }
+        // `io::Error::source` skips the error it wraps: look at it too.
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    false
 }
 
 impl Peers {
@@ -307,5 +333,24 @@ impl Peers {
             tracing::debug!(%peer, failures = MAX_PEER_FAILURES, "unreachable peer removed");
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_ping_is_unsupported_whether_negotiated_lazily_or_not() {
+        let lazy = ping::Failure::Other {
+            error: Box::new(std::io::Error::from(NegotiationError::Failed)),
+        };
+        assert!(ping_unsupported(&lazy));
+        assert!(ping_unsupported(&ping::Failure::Unsupported));
+        let broken = ping::Failure::Other {
+            error: Box::new(std::io::Error::other("connection reset")),
+        };
+        assert!(!ping_unsupported(&broken));
+        assert!(!ping_unsupported(&ping::Failure::Timeout));
     }
 }
