@@ -269,9 +269,11 @@ impl Peers {
         }
     }
 
-    /// Whether walk `id`, at its first step, repeats one that ended less
+    /// Whether walk `id`, reporting a step, repeats one that ended less
     /// than [`MIN_WALK_GAP`] ago, with a routing table of k peers or more,
-    /// and nobody waits for it ([`Peers::bootstrap`]). libp2p starts a walk
+    /// and nobody waits for it ([`Peers::bootstrap`]). A repeat is caught at
+    /// its first report (the end of its own-id lookup): the end of the
+    /// walk before it is what `last_walk` holds. libp2p starts a walk
     /// whenever a peer enters a table of fewer than k, 500 ms later, even
     /// while one runs: a node whose join fills its table slowly (slow
     /// links, a busy machine) walks twice in a row. Counted in
